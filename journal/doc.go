@@ -1,0 +1,20 @@
+// Package journal defines the event journal that the offset store writes
+// to: the Event row, the Journal interface, its sentinel errors and the
+// validation every backend applies before any I/O.
+//
+// # Semantics
+//
+// A journal holds streams of events, one per persistence id, numbered by
+// sequence number from 1. The pair (PersistenceID, SequenceNr) is unique:
+// appending an existing pair fails with an error matching
+// ErrSequenceConflict, which is the optimistic-concurrency check writers
+// build on. Append is atomic for the whole batch. Replay streams events in
+// ascending order. DeleteTo removes a prefix of a stream but never lowers
+// HighestSequenceNr: the highest row is kept, marked Deleted.
+//
+// # Backends
+//
+// NewMemory returns an in-memory reference journal for tests. Package
+// journal/pgjournal implements Journal on PostgreSQL with pgx/v5. Package
+// journal/journaltest holds the conformance suite every backend passes.
+package journal
