@@ -1,0 +1,66 @@
+# offsetstore — run `make` (or `make help`) for the list of targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO            ?= go
+TESTFLAGS     ?=
+BENCHFLAGS    ?=
+FUZZTIME      ?= 30s
+STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+MIGRATE_CLI   ?= $(GO) run -tags pgx5 github.com/golang-migrate/migrate/v4/cmd/migrate@v4.20.1
+POSTGRES_PORT ?= 5432
+DATABASE_URL  ?= postgres://offsetstore:offsetstore@127.0.0.1:$(POSTGRES_PORT)/offsetstore?sslmode=disable
+MIGRATIONS_TABLE := offsetstore_schema_migrations
+# `docker compose` where the plugin exists, else Debian's docker-compose.
+COMPOSE       ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+export POSTGRES_PORT
+
+# The migrate CLI's pgx5 driver answers to pgx5://; accept postgres:// too.
+migrate_url = $(shell sed -E 's#^postgres(ql)?://#pgx5://#' <<< '$(DATABASE_URL)')$(if $(findstring ?,$(DATABASE_URL)),&,?)x-migrations-table=$(MIGRATIONS_TABLE)
+
+.PHONY: help test test-short bench lint fuzz db-up db-down migrate-up migrate-down
+
+help: ## show this list
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+test: ## run every test, integration tests included, with the race detector (needs Docker or OFFSETSTORE_TEST_DATABASE_URL)
+	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+
+test-short: ## run the unit tests only (no database)
+	$(GO) test -short -race -count=1 $(TESTFLAGS) ./...
+
+bench: ## run the benchmarks with their raw-pgx baselines; prints `ratio name=… value=…` lines
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $(BENCHFLAGS) ./...
+
+lint: ## go vet and staticcheck
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
+
+db-up: ## start the compose PostgreSQL on 127.0.0.1:$POSTGRES_PORT and wait until it is healthy
+	$(COMPOSE) up -d postgres
+	@id=$$($(COMPOSE) ps -q postgres); \
+	for i in $$(seq 1 120); do \
+		s=$$(docker inspect -f '{{.State.Health.Status}}' $$id); \
+		if [ "$$s" = healthy ]; then echo "postgres is healthy: $(DATABASE_URL)"; exit 0; fi; \
+		sleep 0.5; \
+	done; \
+	echo "postgres did not become healthy (last status: $$s)" >&2; $(COMPOSE) logs postgres >&2; exit 1
+
+db-down: ## stop the compose PostgreSQL and delete its volume
+	$(COMPOSE) down -v
+
+migrate-up: ## apply the migrations to DATABASE_URL with the migrate CLI
+	$(MIGRATE_CLI) -path migrations -database '$(migrate_url)' up
+
+migrate-down: ## roll every migration back on DATABASE_URL with the migrate CLI
+	$(MIGRATE_CLI) -path migrations -database '$(migrate_url)' down -all

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrFenced is matched (with errors.Is) by the error of every Save, Rewind
+// and Forget on a store that found another writer's snapshot where its own
+// next one belonged. Another process owns the outbox; this store stays
+// fenced until the outbox is opened again.
+var ErrFenced = errors.New("store: fenced: another writer owns the outbox")
+
+// ErrInvalidName is matched by the error of Open for an outbox name that is
+// empty, not valid UTF-8, contains a NUL byte or is longer than MaxNameLen.
+var ErrInvalidName = errors.New("store: invalid outbox name")
+
+// ErrInvalidKey is matched by the error of Save, Rewind and Forget for a key
+// that is empty, not valid UTF-8, contains a NUL byte or is longer than
+// MaxKeyLen. Nothing is written.
+var ErrInvalidKey = errors.New("store: invalid offset key")
+
+// ErrInvalidOption is matched by the error of Open for an option out of
+// range.
+var ErrInvalidOption = errors.New("store: invalid option")
+
+// ErrCorruptSnapshot is matched by the error of Open when the newest
+// snapshot cannot be decoded or has a manifest this version does not know.
+// The store never falls back to empty offsets: that would re-publish
+// everything.
+var ErrCorruptSnapshot = errors.New("store: corrupt snapshot")
+
+// FencedError is the error behind ErrFenced.
+type FencedError struct {
+	// Outbox is the outbox name.
+	Outbox string
+	// SequenceNr is the sequence number this store tried to write.
+	SequenceNr uint64
+	// Writer is the writer uuid found on that row, if it could be read.
+	Writer string
+}
+
+func (e *FencedError) Error() string {
+	who := "another writer"
+	if e.Writer != "" {
+		who = fmt.Sprintf("writer %q", e.Writer)
+	}
+	return fmt.Sprintf("store: outbox %q fenced: snapshot %d was written by %s; reopen the outbox to continue", e.Outbox, e.SequenceNr, who)
+}
+
+// Is reports whether target is ErrFenced.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
+
+// CorruptSnapshotError is the error behind ErrCorruptSnapshot. It names the
+// row and wraps the codec's error (errors.Is(err, codec.ErrCorrupt) holds
+// for an undecodable payload).
+type CorruptSnapshotError struct {
+	PersistenceID string
+	SequenceNr    uint64
+	Manifest      string
+	Err           error
+}
+
+func (e *CorruptSnapshotError) Error() string {
+	return fmt.Sprintf("store: snapshot %d of %q (manifest %q) cannot be read: %v", e.SequenceNr, e.PersistenceID, e.Manifest, e.Err)
+}
+
+// Is reports whether target is ErrCorruptSnapshot.
+func (e *CorruptSnapshotError) Is(target error) bool { return target == ErrCorruptSnapshot }
+
+// Unwrap returns the decoding error.
+func (e *CorruptSnapshotError) Unwrap() error { return e.Err }
+
+// errUnknownManifest is wrapped by CorruptSnapshotError for a manifest other
+// than codec.Manifest.
+var errUnknownManifest = errors.New("unknown manifest")
+
+type invalidError struct {
+	kind   error
+	what   string
+	value  string
+	reason string
+}
+
+func (e *invalidError) Error() string {
+	return fmt.Sprintf("%v: %s %s %s", e.kind, e.what, quoteShort(e.value), e.reason)
+}
+
+func (e *invalidError) Is(target error) bool { return target == e.kind }
+
+// quoteShort quotes s for an error message, cut to a readable length.
+func quoteShort(s string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("%q… (%d bytes)", s[:max], len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}

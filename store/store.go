@@ -1,0 +1,466 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/outboxkit/offsetstore/codec"
+	"github.com/outboxkit/offsetstore/journal"
+)
+
+const (
+	// MaxNameLen bounds an outbox name in bytes. The persistence id
+	// outbox::<name>::offsets must fit a B-tree index entry of the journal.
+	MaxNameLen = 1000
+	// MaxKeyLen bounds an offset key in bytes. Keys are persistence ids of
+	// the source journal, which cannot be longer than an index entry either.
+	MaxKeyLen = 2048
+
+	// Tag is the tag on every snapshot row.
+	Tag = codec.Manifest
+)
+
+// PersistenceID returns the journal persistence id under which the
+// snapshots of outbox are kept: outbox::<outbox>::offsets.
+func PersistenceID(outbox string) string { return "outbox::" + outbox + "::offsets" }
+
+// Store keeps the offsets of one outbox: a map from source persistence id
+// to the last published sequence number. Every change is written as one
+// snapshot row of the journal. A Store is safe for concurrent use; writes
+// are serialised.
+type Store struct {
+	j      journal.Journal
+	outbox string
+	pid    string
+	cfg    config
+
+	// sem serialises writers and lets a waiting writer give up on its ctx.
+	sem chan struct{}
+
+	// Guarded by sem.
+	pending *write // a write whose outcome is not known (the reply was lost)
+	pruned  uint64 // snapshots up to here are known pruned
+	saves   int    // writes since the last prune
+
+	// mu guards what readers see; only writers holding sem change it.
+	mu      sync.RWMutex
+	offsets map[string]uint64 // as durably written at seq
+	seq     uint64            // the newest snapshot's sequence number, 0 for none
+	fenced  *FencedError
+	stats   Stats
+}
+
+// Stats counts what a store did since Open.
+type Stats struct {
+	// Writes is the number of snapshots written (adopted ones included).
+	Writes int64
+	// Adopted is the number of writes whose acknowledgement was lost and
+	// that were found committed and adopted.
+	Adopted int64
+	// Prunes is the number of successful prunes; PruneErrors of failed ones
+	// (each is retried at the next prune).
+	Prunes, PruneErrors int64
+}
+
+type write struct {
+	seq     uint64
+	payload []byte
+	offsets map[string]uint64
+}
+
+// Open opens the store of outbox on j and loads its newest snapshot. A
+// journal error, or a newest snapshot that cannot be decoded, fails Open:
+// it never falls back to empty offsets.
+func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option) (*Store, error) {
+	if j == nil {
+		return nil, fmt.Errorf("%w: journal is nil", ErrInvalidOption)
+	}
+	if err := validateName(outbox); err != nil {
+		return nil, err
+	}
+	cfg := config{keep: DefaultRetention, pruneEvery: DefaultPruneInterval, logger: discard}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.writer == "" {
+		cfg.writer = newUUID()
+	}
+	if cfg.logger == nil {
+		cfg.logger = discard
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		j:      j,
+		outbox: outbox,
+		pid:    PersistenceID(outbox),
+		cfg:    cfg,
+		sem:    make(chan struct{}, 1),
+	}
+	ev, ok, err := j.Last(ctx, s.pid)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: load newest snapshot: %w", outbox, err)
+	}
+	if ok {
+		m, err := decode(ev)
+		if err != nil {
+			return nil, fmt.Errorf("store: open %q: %w", outbox, err)
+		}
+		s.offsets, s.seq = m, ev.SequenceNr
+		return s, nil
+	}
+	// No snapshot to read. Every one may have been deleted: continue above
+	// the highest ever written, or the first save would look fenced.
+	hi, err := j.HighestSequenceNr(ctx, s.pid)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: read highest sequence number: %w", outbox, err)
+	}
+	s.offsets, s.seq = map[string]uint64{}, hi
+	return s, nil
+}
+
+func decode(ev journal.Event) (map[string]uint64, error) {
+	if ev.Manifest != codec.Manifest {
+		return nil, &CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: errUnknownManifest}
+	}
+	m, err := codec.Decode(ev.Payload)
+	if err != nil {
+		return nil, &CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: err}
+	}
+	return m, nil
+}
+
+// PersistenceID returns the journal persistence id of this outbox's
+// snapshots.
+func (s *Store) PersistenceID() string { return s.pid }
+
+// Outbox returns the outbox name.
+func (s *Store) Outbox() string { return s.outbox }
+
+// WriterID returns the writer id stamped on this store's snapshots.
+func (s *Store) WriterID() string { return s.cfg.writer }
+
+// SequenceNr returns the sequence number of the newest snapshot this store
+// knows to be written (0 before the first).
+func (s *Store) SequenceNr() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.seq
+}
+
+// Stats returns counters of what the store did since Open.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.stats
+}
+
+// Load returns a copy of the current offsets: those of the newest snapshot
+// written or loaded, never ahead of what is durable. It does no I/O.
+func (s *Store) Load(ctx context.Context) (map[string]uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return maps.Clone(s.offsets), nil
+}
+
+// Save merges offsets into the stored ones and writes the result as a new
+// snapshot. Offsets only move forward: a value lower than the stored one is
+// ignored. A Save that changes nothing writes nothing. Save returns nil only
+// once the snapshot is committed. A key that is not valid fails the whole
+// call with ErrInvalidKey before anything is written.
+func (s *Store) Save(ctx context.Context, offsets map[string]uint64) error {
+	if err := validateKeys(maps.Keys(offsets)); err != nil {
+		return fmt.Errorf("store: save %q: %w", s.outbox, err)
+	}
+	return s.change(ctx, "save", func(cur map[string]uint64) map[string]uint64 {
+		var next map[string]uint64
+		for k, v := range offsets {
+			if old, ok := cur[k]; ok && old >= v {
+				continue
+			}
+			if next == nil {
+				next = make(map[string]uint64, len(cur)+len(offsets))
+				maps.Copy(next, cur)
+			}
+			next[k] = v
+		}
+		return next
+	})
+}
+
+// Rewind sets the given keys to the given values, lower ones included: the
+// operator's way to re-publish from an earlier point. Other keys keep their
+// offsets. Durable and fenced like Save.
+func (s *Store) Rewind(ctx context.Context, offsets map[string]uint64) error {
+	if err := validateKeys(maps.Keys(offsets)); err != nil {
+		return fmt.Errorf("store: rewind %q: %w", s.outbox, err)
+	}
+	return s.change(ctx, "rewind", func(cur map[string]uint64) map[string]uint64 {
+		var next map[string]uint64
+		for k, v := range offsets {
+			if old, ok := cur[k]; ok && old == v {
+				continue
+			}
+			if next == nil {
+				next = make(map[string]uint64, len(cur)+len(offsets))
+				maps.Copy(next, cur)
+			}
+			next[k] = v
+		}
+		return next
+	})
+}
+
+// Forget drops keys from the offsets, so that their streams are followed
+// from the start again if they reappear. Keys not present are ignored.
+// Durable and fenced like Save.
+func (s *Store) Forget(ctx context.Context, keys ...string) error {
+	if err := validateKeys(func(yield func(string) bool) {
+		for _, k := range keys {
+			if !yield(k) {
+				return
+			}
+		}
+	}); err != nil {
+		return fmt.Errorf("store: forget %q: %w", s.outbox, err)
+	}
+	return s.change(ctx, "forget", func(cur map[string]uint64) map[string]uint64 {
+		var next map[string]uint64
+		for _, k := range keys {
+			if _, ok := cur[k]; !ok {
+				continue
+			}
+			if next == nil {
+				next = maps.Clone(cur)
+			}
+			delete(next, k)
+		}
+		return next
+	})
+}
+
+// change applies build to the current offsets and writes the result. build
+// returns nil when nothing changes. It may run twice: again on the adopted
+// offsets when an earlier write of this store turns out to have committed.
+func (s *Store) change(ctx context.Context, op string, build func(cur map[string]uint64) map[string]uint64) error {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("store: %s %q: %w", op, s.outbox, ctx.Err())
+	}
+	defer func() { <-s.sem }()
+
+	if f := s.fencedErr(); f != nil {
+		return fmt.Errorf("store: %s: %w", op, f)
+	}
+	for attempt := 0; ; attempt++ {
+		s.mu.RLock()
+		cur, seq := s.offsets, s.seq
+		s.mu.RUnlock()
+		next := build(cur)
+		if next == nil {
+			return nil
+		}
+		retry, err := s.write(ctx, op, seq+1, next)
+		if err != nil {
+			return err
+		}
+		if !retry {
+			s.maybePrune(ctx)
+			return nil
+		}
+		// An earlier write of ours was found committed at seq+1 and
+		// adopted; build again on top of it. Only one write can be pending,
+		// so this happens at most once.
+		if attempt > 0 {
+			return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, seq+1)
+		}
+	}
+}
+
+// write appends next as snapshot seq. retry is true when the row at seq
+// turned out to be an earlier write of this store, now adopted, so the
+// caller must build its change again on top of it.
+func (s *Store) write(ctx context.Context, op string, seq uint64, next map[string]uint64) (retry bool, err error) {
+	if seq > journal.MaxSequenceNr {
+		return false, fmt.Errorf("store: %s %q: sequence number overflow", op, s.outbox)
+	}
+	payload, err := codec.Encode(next)
+	if err != nil {
+		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
+	}
+	err = s.j.Append(ctx, journal.Event{
+		PersistenceID: s.pid,
+		SequenceNr:    seq,
+		Payload:       payload,
+		Manifest:      codec.Manifest,
+		WriterUUID:    s.cfg.writer,
+		Tags:          []string{Tag},
+	})
+	if err == nil {
+		s.commit(seq, next, false)
+		return false, nil
+	}
+	if errors.Is(err, journal.ErrSequenceConflict) {
+		return s.resolveConflict(ctx, op, seq, payload, next, err)
+	}
+	if errors.Is(err, journal.ErrInvalidArgument) {
+		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
+	}
+	// The outcome is unknown: the statement may have committed and only
+	// the reply been lost. Remember it; a read now, or the conflict of the
+	// next write, tells.
+	s.pending = &write{seq: seq, payload: payload, offsets: next}
+	if ctx.Err() == nil {
+		if ev, ok, rerr := s.readAt(ctx, seq); rerr == nil && ok && ev.WriterUUID == s.cfg.writer && bytes.Equal(ev.Payload, payload) {
+			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: write committed despite an error; adopted",
+				slog.String("outbox", s.outbox), slog.Uint64("seq", seq), slog.String("error", err.Error()))
+			s.commit(seq, next, true)
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, seq, err)
+}
+
+// resolveConflict handles a conflict at seq: the row there is either an
+// earlier write of this store whose acknowledgement was lost, or another
+// writer's, which fences this store.
+func (s *Store) resolveConflict(ctx context.Context, op string, seq uint64, payload []byte, next map[string]uint64, conflict error) (bool, error) {
+	ev, ok, err := s.readAt(ctx, seq)
+	if err != nil {
+		return false, fmt.Errorf("store: %s %q: snapshot %d exists; reading it: %w", op, s.outbox, seq, err)
+	}
+	if ok && ev.WriterUUID == s.cfg.writer {
+		if bytes.Equal(ev.Payload, payload) {
+			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: found own snapshot committed; adopted",
+				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
+			s.commit(seq, next, true)
+			return false, nil
+		}
+		if p := s.pending; p != nil && p.seq == seq && bytes.Equal(ev.Payload, p.payload) {
+			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
+				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
+			s.commit(seq, p.offsets, true)
+			return true, nil
+		}
+	}
+	f := &FencedError{Outbox: s.outbox, SequenceNr: seq}
+	if ok {
+		f.Writer = ev.WriterUUID
+	}
+	s.mu.Lock()
+	s.fenced = f
+	s.mu.Unlock()
+	s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: fenced by another writer",
+		slog.String("outbox", s.outbox), slog.Uint64("seq", seq), slog.String("writer", f.Writer))
+	return false, fmt.Errorf("store: %s: %w (%v)", op, f, conflict)
+}
+
+func (s *Store) readAt(ctx context.Context, seq uint64) (journal.Event, bool, error) {
+	for ev, err := range s.j.Replay(ctx, s.pid, seq, seq, 1) {
+		if err != nil {
+			return journal.Event{}, false, err
+		}
+		return ev, true, nil
+	}
+	return journal.Event{}, false, nil
+}
+
+func (s *Store) commit(seq uint64, offsets map[string]uint64, adopted bool) {
+	s.pending = nil
+	s.saves++
+	s.mu.Lock()
+	s.offsets, s.seq = offsets, seq
+	s.stats.Writes++
+	if adopted {
+		s.stats.Adopted++
+	}
+	s.mu.Unlock()
+}
+
+func (s *Store) fencedErr() *FencedError {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.fenced
+}
+
+// maybePrune deletes snapshots older than the newest keep, once every
+// pruneEvery writes, and at the first write after Open. A failure is
+// logged, counted and retried at the next write: the save itself is
+// already durable.
+func (s *Store) maybePrune(ctx context.Context) {
+	s.mu.RLock()
+	seq := s.seq
+	s.mu.RUnlock()
+	if seq <= uint64(s.cfg.keep) {
+		return
+	}
+	to := seq - uint64(s.cfg.keep)
+	if to <= s.pruned || (s.pruned > 0 && s.saves < s.cfg.pruneEvery) {
+		return
+	}
+	if err := s.j.DeleteTo(ctx, s.pid, to); err != nil {
+		s.mu.Lock()
+		s.stats.PruneErrors++
+		s.mu.Unlock()
+		s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: pruning old snapshots failed; retried at the next save",
+			slog.String("outbox", s.outbox), slog.Uint64("to", to), slog.String("error", err.Error()))
+		return
+	}
+	s.pruned, s.saves = to, 0
+	s.mu.Lock()
+	s.stats.Prunes++
+	s.mu.Unlock()
+}
+
+func validateName(name string) error {
+	if reason := textProblem(name, MaxNameLen); reason != "" {
+		return &invalidError{kind: ErrInvalidName, what: "outbox name", value: name, reason: reason}
+	}
+	return nil
+}
+
+func validateKeys(keys func(func(string) bool)) error {
+	for k := range keys {
+		if reason := textProblem(k, MaxKeyLen); reason != "" {
+			return &invalidError{kind: ErrInvalidKey, what: "key", value: k, reason: reason}
+		}
+	}
+	return nil
+}
+
+func textProblem(s string, maxLen int) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case len(s) > maxLen:
+		return fmt.Sprintf("is %d bytes long, over the limit of %d", len(s), maxLen)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	}
+	return ""
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+var discard = slog.New(slog.DiscardHandler)

@@ -1,0 +1,614 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/outboxkit/offsetstore/codec"
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/store"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// newJournalFunc makes an empty journal for one test.
+type newJournalFunc func(t *testing.T) journal.Journal
+
+func memoryJournal(*testing.T) journal.Journal { return journal.NewMemory() }
+
+func postgresJournal(t *testing.T) journal.Journal { return pgjournal.New(testdb.New(t).Pool) }
+
+func TestStoreOnMemory(t *testing.T) {
+	t.Parallel()
+	runSuite(t, memoryJournal)
+}
+
+func TestStoreOnPostgres(t *testing.T) {
+	t.Parallel()
+	runSuite(t, postgresJournal)
+}
+
+func open(t *testing.T, j journal.Journal, outbox string, opts ...store.Option) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), j, outbox, opts...)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", outbox, err)
+	}
+	return s
+}
+
+func load(t *testing.T, s *store.Store) map[string]uint64 {
+	t.Helper()
+	m, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return m
+}
+
+func save(t *testing.T, s *store.Store, m map[string]uint64) {
+	t.Helper()
+	if err := s.Save(context.Background(), m); err != nil {
+		t.Fatalf("Save(%v): %v", m, err)
+	}
+}
+
+func wantOffsets(t *testing.T, got, want map[string]uint64) {
+	t.Helper()
+	if !maps.Equal(got, want) {
+		t.Fatalf("offsets = %v, want %v", got, want)
+	}
+}
+
+func highest(t *testing.T, j journal.Journal, pid string) uint64 {
+	t.Helper()
+	hi, err := j.HighestSequenceNr(context.Background(), pid)
+	if err != nil {
+		t.Fatalf("HighestSequenceNr: %v", err)
+	}
+	return hi
+}
+
+// rows lists the non-deleted snapshot rows of pid.
+func rows(t *testing.T, j journal.Journal, pid string) []journal.Event {
+	t.Helper()
+	var evs []journal.Event
+	for ev, err := range j.Replay(context.Background(), pid, 1, math.MaxUint64, math.MaxUint64) {
+		if err != nil {
+			t.Fatalf("Replay: %v", err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+func runSuite(t *testing.T, newJournal newJournalFunc) {
+	t.Run("RestartKeepsOffsets", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "orders")
+		wantOffsets(t, load(t, s), map[string]uint64{})
+		save(t, s, map[string]uint64{"order-1": 3, "order-2": 7})
+		save(t, s, map[string]uint64{"order-3": 1})
+		s2 := open(t, j, "orders")
+		wantOffsets(t, load(t, s2), map[string]uint64{"order-1": 3, "order-2": 7, "order-3": 1})
+		if s2.SequenceNr() != 2 {
+			t.Fatalf("SequenceNr after reopen = %d, want 2", s2.SequenceNr())
+		}
+	})
+
+	t.Run("SnapshotRow", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "billing", store.WithWriterID("relay-a"))
+		if got, want := s.PersistenceID(), "outbox::billing::offsets"; got != want {
+			t.Fatalf("PersistenceID = %q, want %q", got, want)
+		}
+		save(t, s, map[string]uint64{"b": 2, "a": 1})
+		evs := rows(t, j, s.PersistenceID())
+		if len(evs) != 1 {
+			t.Fatalf("%d rows, want 1", len(evs))
+		}
+		ev := evs[0]
+		want, _ := codec.Encode(map[string]uint64{"a": 1, "b": 2})
+		if ev.SequenceNr != 1 || ev.Manifest != codec.Manifest || ev.WriterUUID != "relay-a" ||
+			len(ev.Tags) != 1 || ev.Tags[0] != "outbox-offsets" || string(ev.Payload) != string(want) {
+			t.Fatalf("row = %+v, want seq 1, manifest and tag outbox-offsets, writer relay-a, payload %x", ev, want)
+		}
+	})
+
+	t.Run("MonotonicMerge", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "m")
+		save(t, s, map[string]uint64{"a": 5, "b": 5})
+		save(t, s, map[string]uint64{"a": 3, "b": 9, "c": 1})
+		wantOffsets(t, load(t, s), map[string]uint64{"a": 5, "b": 9, "c": 1})
+		wantOffsets(t, load(t, open(t, j, "m")), map[string]uint64{"a": 5, "b": 9, "c": 1})
+	})
+
+	t.Run("NoOpSaveWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "noop")
+		save(t, s, map[string]uint64{"a": 5})
+		save(t, s, map[string]uint64{"a": 5})
+		save(t, s, map[string]uint64{"a": 4})
+		save(t, s, nil)
+		if err := s.Forget(context.Background(), "absent"); err != nil {
+			t.Fatalf("Forget absent: %v", err)
+		}
+		if err := s.Rewind(context.Background(), map[string]uint64{"a": 5}); err != nil {
+			t.Fatalf("Rewind to same: %v", err)
+		}
+		if hi := highest(t, j, s.PersistenceID()); hi != 1 {
+			t.Fatalf("highest seq = %d after no-op saves, want 1", hi)
+		}
+	})
+
+	t.Run("LoadReturnsCopy", func(t *testing.T) {
+		t.Parallel()
+		s := open(t, newJournal(t), "copy")
+		save(t, s, map[string]uint64{"a": 1})
+		m := load(t, s)
+		m["a"] = 100
+		m["x"] = 1
+		wantOffsets(t, load(t, s), map[string]uint64{"a": 1})
+	})
+
+	t.Run("RewindAndForgetSurviveRestart", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		ctx := context.Background()
+		s := open(t, j, "ops")
+		save(t, s, map[string]uint64{"a": 10, "b": 20, "c": 30})
+		if err := s.Rewind(ctx, map[string]uint64{"a": 2, "d": 4}); err != nil {
+			t.Fatalf("Rewind: %v", err)
+		}
+		if err := s.Forget(ctx, "b", "nope"); err != nil {
+			t.Fatalf("Forget: %v", err)
+		}
+		want := map[string]uint64{"a": 2, "c": 30, "d": 4}
+		wantOffsets(t, load(t, s), want)
+		s2 := open(t, j, "ops")
+		wantOffsets(t, load(t, s2), want)
+		// After a rewind, Save moves forward again from the lower value.
+		save(t, s2, map[string]uint64{"a": 3})
+		wantOffsets(t, load(t, s2), map[string]uint64{"a": 3, "c": 30, "d": 4})
+	})
+
+	t.Run("SecondWriterIsFenced", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		ctx := context.Background()
+		a := open(t, j, "shared")
+		b := open(t, j, "shared")
+		save(t, a, map[string]uint64{"x": 1})
+		err := b.Save(ctx, map[string]uint64{"y": 1})
+		if !errors.Is(err, store.ErrFenced) {
+			t.Fatalf("second writer's Save = %v, want ErrFenced", err)
+		}
+		var fe *store.FencedError
+		if !errors.As(err, &fe) || fe.Writer != a.WriterID() || fe.SequenceNr != 1 {
+			t.Fatalf("fenced error = %#v, want writer %q at seq 1", fe, a.WriterID())
+		}
+		// Stays fenced, for every kind of write, even one that would not
+		// conflict any more.
+		for i, op := range []func() error{
+			func() error { return b.Save(ctx, map[string]uint64{"y": 2}) },
+			func() error { return b.Rewind(ctx, map[string]uint64{"x": 0}) },
+			func() error { return b.Forget(ctx, "x") },
+		} {
+			if err := op(); !errors.Is(err, store.ErrFenced) {
+				t.Fatalf("call %d on fenced store = %v, want ErrFenced", i, err)
+			}
+		}
+		// The fenced store's memory did not move ahead of the journal.
+		wantOffsets(t, load(t, b), map[string]uint64{})
+		// The first writer goes on.
+		save(t, a, map[string]uint64{"x": 2})
+		wantOffsets(t, load(t, open(t, j, "shared")), map[string]uint64{"x": 2})
+		// Reopening clears the fence.
+		b2 := open(t, j, "shared")
+		save(t, b2, map[string]uint64{"y": 1})
+		if err := a.Save(ctx, map[string]uint64{"x": 3}); !errors.Is(err, store.ErrFenced) {
+			t.Fatalf("old writer after takeover = %v, want ErrFenced", err)
+		}
+	})
+
+	t.Run("ConcurrentSavesAreSerialised", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "busy", store.WithRetention(1000))
+		const goroutines, rounds = 50, 4
+		var wg sync.WaitGroup
+		errs := make(chan error, goroutines*rounds)
+		want := map[string]uint64{}
+		for g := range goroutines {
+			for r := range rounds {
+				k := fmt.Sprintf("k%d", (g+r)%7)
+				v := uint64(g*rounds + r + 1)
+				want[k] = max(want[k], v)
+			}
+		}
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := range rounds {
+					k := fmt.Sprintf("k%d", (g+r)%7)
+					if err := s.Save(context.Background(), map[string]uint64{k: uint64(g*rounds + r + 1)}); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("concurrent Save: %v", err)
+		}
+		wantOffsets(t, load(t, s), want)
+		wantOffsets(t, load(t, open(t, j, "busy")), want)
+		evs := rows(t, j, s.PersistenceID())
+		for i, ev := range evs {
+			if ev.SequenceNr != uint64(i+1) {
+				t.Fatalf("row %d has seq %d: sequence numbers not contiguous", i, ev.SequenceNr)
+			}
+		}
+		if uint64(len(evs)) != s.SequenceNr() {
+			t.Fatalf("%d rows, SequenceNr %d", len(evs), s.SequenceNr())
+		}
+		// Offsets never decrease from one snapshot to the next.
+		prev := map[string]uint64{}
+		for _, ev := range evs {
+			m, err := codec.Decode(ev.Payload)
+			if err != nil {
+				t.Fatalf("decode row %d: %v", ev.SequenceNr, err)
+			}
+			for k, v := range prev {
+				if m[k] < v {
+					t.Fatalf("row %d: %s went back from %d to %d", ev.SequenceNr, k, v, m[k])
+				}
+			}
+			prev = m
+		}
+	})
+
+	t.Run("RetentionBound", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		const keep, every, saves = 3, 5, 1000
+		s := open(t, j, "long", store.WithRetention(keep), store.WithPruneInterval(every))
+		for i := range saves {
+			save(t, s, map[string]uint64{"k": uint64(i + 1)})
+			if n := len(rows(t, j, s.PersistenceID())); n > keep+every {
+				t.Fatalf("after %d saves: %d rows, bound is %d", i+1, n, keep+every)
+			}
+		}
+		if hi := highest(t, j, s.PersistenceID()); hi != saves {
+			t.Fatalf("highest seq = %d, want %d", hi, saves)
+		}
+		evs := rows(t, j, s.PersistenceID())
+		if evs[len(evs)-1].SequenceNr != saves || len(evs) < keep {
+			t.Fatalf("kept rows end at %d (%d rows), want the newest %d at least", evs[len(evs)-1].SequenceNr, len(evs), keep)
+		}
+		wantOffsets(t, load(t, open(t, j, "long")), map[string]uint64{"k": saves})
+		if st := s.Stats(); st.Writes != saves || st.Prunes == 0 || st.PruneErrors != 0 {
+			t.Fatalf("stats = %+v", st)
+		}
+	})
+
+	t.Run("OpenPrunesLeftovers", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "left", store.WithRetention(100))
+		for i := range 20 {
+			save(t, s, map[string]uint64{"k": uint64(i + 1)})
+		}
+		s2 := open(t, j, "left", store.WithRetention(2))
+		save(t, s2, map[string]uint64{"k": 21})
+		if n := len(rows(t, j, s.PersistenceID())); n != 2 {
+			t.Fatalf("%d rows after the first save with retention 2, want 2", n)
+		}
+	})
+
+	t.Run("AllSnapshotsDeleted", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "wiped")
+		save(t, s, map[string]uint64{"a": 1})
+		save(t, s, map[string]uint64{"a": 2})
+		if err := j.DeleteTo(context.Background(), s.PersistenceID(), math.MaxUint64); err != nil {
+			t.Fatalf("DeleteTo: %v", err)
+		}
+		s2 := open(t, j, "wiped")
+		wantOffsets(t, load(t, s2), map[string]uint64{})
+		save(t, s2, map[string]uint64{"b": 1})
+		if s2.SequenceNr() != 3 {
+			t.Fatalf("seq after wipe = %d, want 3", s2.SequenceNr())
+		}
+	})
+
+	t.Run("InvalidKeyWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		ctx := context.Background()
+		s := open(t, j, "keys")
+		save(t, s, map[string]uint64{"ok": 1})
+		for _, bad := range []string{"", "bad\xff", "nul\x00", strings.Repeat("k", store.MaxKeyLen+1)} {
+			for name, op := range map[string]func() error{
+				"Save":   func() error { return s.Save(ctx, map[string]uint64{"fine": 9, bad: 1}) },
+				"Rewind": func() error { return s.Rewind(ctx, map[string]uint64{"fine": 9, bad: 1}) },
+				"Forget": func() error { return s.Forget(ctx, "ok", bad) },
+			} {
+				if err := op(); !errors.Is(err, store.ErrInvalidKey) {
+					t.Fatalf("%s with key %q = %v, want ErrInvalidKey", name, bad, err)
+				}
+			}
+		}
+		if hi := highest(t, j, s.PersistenceID()); hi != 1 {
+			t.Fatalf("highest seq = %d after rejected writes, want 1", hi)
+		}
+		wantOffsets(t, load(t, s), map[string]uint64{"ok": 1})
+	})
+
+	t.Run("InvalidName", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		for _, name := range []string{"", "a\x00b", "\xc3\x28", strings.Repeat("n", store.MaxNameLen+1)} {
+			if _, err := store.Open(context.Background(), j, name); !errors.Is(err, store.ErrInvalidName) {
+				t.Fatalf("Open(%q) = %v, want ErrInvalidName", name, err)
+			}
+		}
+		// Names that look like SQL are just names.
+		s := open(t, j, `x'; DROP TABLE journal; --`)
+		save(t, s, map[string]uint64{"a": 1})
+		wantOffsets(t, load(t, open(t, j, `x'; DROP TABLE journal; --`)), map[string]uint64{"a": 1})
+	})
+
+	t.Run("InvalidOptions", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		for i, opt := range []store.Option{store.WithRetention(0), store.WithPruneInterval(0), store.WithWriterID("a\x00")} {
+			if _, err := store.Open(context.Background(), j, "o", opt); !errors.Is(err, store.ErrInvalidOption) {
+				t.Fatalf("option %d: Open = %v, want ErrInvalidOption", i, err)
+			}
+		}
+		if _, err := store.Open(context.Background(), nil, "o"); !errors.Is(err, store.ErrInvalidOption) {
+			t.Fatalf("nil journal: Open = %v, want ErrInvalidOption", err)
+		}
+	})
+
+	t.Run("CorruptNewestSnapshot", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		ctx := context.Background()
+		s := open(t, j, "corrupt")
+		save(t, s, map[string]uint64{"a": 1})
+		// A hand-written row: count 2, but only one entry follows.
+		bad := []byte{2, 0, 0, 0, 1, 0, 0, 0, 'a', 1, 0, 0, 0, 0, 0, 0, 0}
+		if err := j.Append(ctx, journal.Event{PersistenceID: s.PersistenceID(), SequenceNr: 2, Payload: bad, Manifest: codec.Manifest}); err != nil {
+			t.Fatalf("Append corrupt row: %v", err)
+		}
+		_, err := store.Open(ctx, j, "corrupt")
+		if !errors.Is(err, store.ErrCorruptSnapshot) || !errors.Is(err, codec.ErrCorrupt) {
+			t.Fatalf("Open on corrupt snapshot = %v, want ErrCorruptSnapshot wrapping codec.ErrCorrupt", err)
+		}
+		var ce *store.CorruptSnapshotError
+		if !errors.As(err, &ce) || ce.SequenceNr != 2 || ce.PersistenceID != s.PersistenceID() {
+			t.Fatalf("error %v does not name seq 2 of %q", err, s.PersistenceID())
+		}
+		if !strings.Contains(err.Error(), "outbox::corrupt::offsets") {
+			t.Fatalf("error %q does not name the persistence id", err)
+		}
+		// The old store is fenced by the foreign row rather than overwriting.
+		if err := s.Save(ctx, map[string]uint64{"a": 2}); !errors.Is(err, store.ErrFenced) {
+			t.Fatalf("Save over a foreign row = %v, want ErrFenced", err)
+		}
+	})
+
+	t.Run("UnknownManifest", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		ctx := context.Background()
+		pid := store.PersistenceID("future")
+		payload, _ := codec.Encode(map[string]uint64{"a": 1})
+		if err := j.Append(ctx, journal.Event{PersistenceID: pid, SequenceNr: 1, Payload: payload, Manifest: "outbox-offsets-v9"}); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		if _, err := store.Open(ctx, j, "future"); !errors.Is(err, store.ErrCorruptSnapshot) || !strings.Contains(err.Error(), "outbox-offsets-v9") {
+			t.Fatalf("Open = %v, want ErrCorruptSnapshot naming the manifest", err)
+		}
+	})
+
+	t.Run("OutboxesAreSeparate", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		a, b := open(t, j, "a"), open(t, j, "a::x")
+		save(t, a, map[string]uint64{"k": 1})
+		save(t, b, map[string]uint64{"k": 2})
+		wantOffsets(t, load(t, open(t, j, "a")), map[string]uint64{"k": 1})
+		wantOffsets(t, load(t, open(t, j, "a::x")), map[string]uint64{"k": 2})
+	})
+
+	t.Run("CancelledContext", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		s := open(t, j, "ctx")
+		save(t, s, map[string]uint64{"a": 1})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := s.Save(ctx, map[string]uint64{"a": 2}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Save with cancelled ctx = %v, want context.Canceled", err)
+		}
+		if _, err := store.Open(ctx, j, "ctx"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Open with cancelled ctx = %v, want context.Canceled", err)
+		}
+		// Nothing moved, and the next save works.
+		wantOffsets(t, load(t, s), map[string]uint64{"a": 1})
+		save(t, s, map[string]uint64{"a": 3})
+		wantOffsets(t, load(t, open(t, j, "ctx")), map[string]uint64{"a": 3})
+	})
+
+	t.Run("LostAckAdoptedAtOnce", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		s := open(t, fj, "ack")
+		save(t, s, map[string]uint64{"a": 1})
+		fj.failAfterCommit.Store(1)
+		// The append commits and reports an error; the store reads the row
+		// back at once, finds its own write and returns nil.
+		save(t, s, map[string]uint64{"a": 2})
+		wantOffsets(t, load(t, s), map[string]uint64{"a": 2})
+		if st := s.Stats(); st.Adopted != 1 {
+			t.Fatalf("Adopted = %d, want 1", st.Adopted)
+		}
+	})
+
+	t.Run("LostAckAdoptedAtNextWrite", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		s := open(t, fj, "ack2")
+		save(t, s, map[string]uint64{"a": 1})
+		fj.failAfterCommit.Store(1)
+		fj.failReplay.Store(1) // the read-back fails too
+		if err := s.Save(context.Background(), map[string]uint64{"a": 2}); err == nil {
+			t.Fatal("Save with a lost acknowledgement and a failed read-back returned nil")
+		}
+		// Memory never gets ahead of what is known durable.
+		wantOffsets(t, load(t, s), map[string]uint64{"a": 1})
+		// The next save conflicts with the committed row, recognises it as
+		// its own, adopts it and writes on top: no ErrFenced, nothing lost.
+		save(t, s, map[string]uint64{"b": 1})
+		want := map[string]uint64{"a": 2, "b": 1}
+		wantOffsets(t, load(t, s), want)
+		wantOffsets(t, load(t, open(t, fj.Journal, "ack2")), want)
+		if s.SequenceNr() != 3 {
+			t.Fatalf("SequenceNr = %d, want 3", s.SequenceNr())
+		}
+	})
+
+	t.Run("RetriedSaveAfterLostAck", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		s := open(t, fj, "ack3")
+		fj.failAfterCommit.Store(1)
+		fj.failReplay.Store(1)
+		if err := s.Save(context.Background(), map[string]uint64{"a": 2}); err == nil {
+			t.Fatal("Save returned nil")
+		}
+		// The caller retries the same save: its payload is the row's.
+		save(t, s, map[string]uint64{"a": 2})
+		if s.SequenceNr() != 1 {
+			t.Fatalf("SequenceNr = %d, want 1 (the retry adopted the row)", s.SequenceNr())
+		}
+	})
+
+	t.Run("LostWriteThatNeverCommitted", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		s := open(t, fj, "lost")
+		fj.failBeforeCommit.Store(1)
+		if err := s.Save(context.Background(), map[string]uint64{"a": 1}); err == nil {
+			t.Fatal("Save returned nil for a write that never happened")
+		}
+		wantOffsets(t, load(t, s), map[string]uint64{})
+		save(t, s, map[string]uint64{"b": 1})
+		wantOffsets(t, load(t, open(t, fj.Journal, "lost")), map[string]uint64{"b": 1})
+	})
+
+	t.Run("PruneFailureIsRetried", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		s := open(t, fj, "prune", store.WithRetention(1), store.WithPruneInterval(1))
+		fj.failDelete.Store(1)
+		save(t, s, map[string]uint64{"a": 1})
+		save(t, s, map[string]uint64{"a": 2}) // prune fails, save succeeds
+		if st := s.Stats(); st.PruneErrors != 1 {
+			t.Fatalf("PruneErrors = %d, want 1", st.PruneErrors)
+		}
+		save(t, s, map[string]uint64{"a": 3})
+		if n := len(rows(t, fj.Journal, s.PersistenceID())); n != 1 {
+			t.Fatalf("%d rows after the retried prune, want 1", n)
+		}
+	})
+
+	t.Run("JournalErrorFailsOpen", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		fj.failLast.Store(1)
+		if _, err := store.Open(context.Background(), fj, "down"); !errors.Is(err, errInjected) {
+			t.Fatalf("Open with a failing journal = %v, want the journal's error", err)
+		}
+	})
+}
+
+var errInjected = errors.New("injected fault")
+
+// faultJournal injects faults into another journal. Each counter, when
+// non-zero, makes that many calls fail.
+type faultJournal struct {
+	journal.Journal
+	failAfterCommit  atomic.Int32 // Append commits, then returns an error
+	failBeforeCommit atomic.Int32 // Append returns an error, writes nothing
+	failReplay       atomic.Int32
+	failDelete       atomic.Int32
+	failLast         atomic.Int32
+}
+
+func take(c *atomic.Int32) bool {
+	for {
+		n := c.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+func (f *faultJournal) Append(ctx context.Context, events ...journal.Event) error {
+	if take(&f.failBeforeCommit) {
+		return fmt.Errorf("append: %w", errInjected)
+	}
+	if err := f.Journal.Append(ctx, events...); err != nil {
+		return err
+	}
+	if take(&f.failAfterCommit) {
+		return fmt.Errorf("append: connection reset after commit: %w", errInjected)
+	}
+	return nil
+}
+
+func (f *faultJournal) Replay(ctx context.Context, pid string, from, to, max uint64) iter.Seq2[journal.Event, error] {
+	if take(&f.failReplay) {
+		return func(yield func(journal.Event, error) bool) { yield(journal.Event{}, errInjected) }
+	}
+	return f.Journal.Replay(ctx, pid, from, to, max)
+}
+
+func (f *faultJournal) DeleteTo(ctx context.Context, pid string, to uint64) error {
+	if take(&f.failDelete) {
+		return errInjected
+	}
+	return f.Journal.DeleteTo(ctx, pid, to)
+}
+
+func (f *faultJournal) Last(ctx context.Context, pid string) (journal.Event, bool, error) {
+	if take(&f.failLast) {
+		return journal.Event{}, false, errInjected
+	}
+	return f.Journal.Last(ctx, pid)
+}
