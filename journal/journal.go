@@ -42,8 +42,9 @@ type Journal interface {
 
 	// Replay yields the non-deleted events of persistenceID with
 	// fromSeq <= SequenceNr <= toSeq in ascending order, at most max of
-	// them (max == 0 yields nothing, math.MaxUint64 means no limit). Bounds
-	// above math.MaxInt64 are clamped to it. Rows are streamed; breaking out
+	// them (max == 0 yields nothing, math.MaxUint64 means no limit). toSeq
+	// above math.MaxInt64 is clamped to it (math.MaxUint64 reads to the end);
+	// fromSeq above it yields nothing. Rows are streamed; breaking out
 	// of the loop releases the underlying resources. An error is yielded
 	// once, as the last element.
 	Replay(ctx context.Context, persistenceID string, fromSeq, toSeq, max uint64) iter.Seq2[Event, error]

@@ -1,0 +1,299 @@
+package journal
+
+import (
+	"cmp"
+	"context"
+	"iter"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Memory is an in-memory Journal: the reference implementation of the
+// contract, used by unit tests and examples. It is safe for concurrent use.
+// The zero value is an empty journal ready to use.
+//
+// Events are stored as deep copies: changing an Event's Payload or Tags
+// after Append, or changing an event returned by Replay or Last, does not
+// change the journal.
+//
+// Replay iterates over a snapshot of the requested range taken when the
+// iteration starts, much like a single SQL statement, and holds no lock
+// while it yields: the loop body may call any method of the journal,
+// Append included.
+type Memory struct {
+	mu      sync.RWMutex
+	streams map[string]*memStream
+}
+
+// memStream holds the events of one persistence id, sorted by SequenceNr.
+//
+// Replay reads a sub-slice of events after releasing the lock, so the
+// backing array is copy-on-write: an element, once stored, is never written
+// again. Appending past the end (which never overlaps a snapshot taken
+// earlier, since the end of the stream never moves back within one array),
+// dropping a prefix by re-slicing, and replacing the slice with a new array
+// are the only changes allowed.
+type memStream struct {
+	events []Event
+}
+
+var _ Journal = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory journal.
+func NewMemory() *Memory {
+	return &Memory{streams: make(map[string]*memStream)}
+}
+
+type memKey struct {
+	pid string
+	seq uint64
+}
+
+// Append implements Journal.
+func (m *Memory) Append(ctx context.Context, events ...Event) error {
+	if err := ValidateEvents(events); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Copy and group the batch before taking the lock, and find the first
+	// event that repeats an earlier one of the batch.
+	now := time.Now().Truncate(time.Microsecond) // timestamptz precision
+	groups := make(map[string][]Event)
+	dupAt := -1
+	var seen map[memKey]struct{}
+	if len(events) > 1 {
+		seen = make(map[memKey]struct{}, len(events))
+	}
+	for i, ev := range events {
+		if seen != nil && dupAt < 0 {
+			k := memKey{ev.PersistenceID, ev.SequenceNr}
+			if _, dup := seen[k]; dup {
+				dupAt = i
+			}
+			seen[k] = struct{}{}
+		}
+		stored := copyEvent(ev)
+		stored.Deleted = false
+		stored.WrittenAt = now
+		groups[ev.PersistenceID] = append(groups[ev.PersistenceID], stored)
+	}
+	for _, g := range groups {
+		slices.SortFunc(g, func(a, b Event) int { return cmp.Compare(a.SequenceNr, b.SequenceNr) })
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Check every event before writing any, in batch order, so that the
+	// first conflicting event is the one reported.
+	for i, ev := range events {
+		if i == dupAt {
+			return &ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr}
+		}
+		if s := m.streams[ev.PersistenceID]; s != nil {
+			if _, found := s.search(ev.SequenceNr); found {
+				return &ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr}
+			}
+		}
+	}
+	if m.streams == nil {
+		m.streams = make(map[string]*memStream)
+	}
+	for pid, g := range groups {
+		s := m.streams[pid]
+		if s == nil {
+			s = &memStream{}
+			m.streams[pid] = s
+		}
+		s.insert(g)
+	}
+	return nil
+}
+
+// Replay implements Journal. The parameter max of the interface is called
+// limit here.
+func (m *Memory) Replay(ctx context.Context, persistenceID string, fromSeq, toSeq, limit uint64) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		if err := ValidatePersistenceID(persistenceID); err != nil {
+			yield(Event{}, err)
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			yield(Event{}, err)
+			return
+		}
+		from, to := fromSeq, ClampSequenceNr(toSeq)
+		if limit == 0 || from > to {
+			return
+		}
+		for _, ev := range m.snapshot(persistenceID, from, to) {
+			if ev.Deleted {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				yield(Event{}, err)
+				return
+			}
+			if !yield(copyEvent(ev), nil) {
+				return
+			}
+			if limit--; limit == 0 {
+				return
+			}
+		}
+	}
+}
+
+// snapshot returns the stored events of pid with from <= SequenceNr <= to.
+// The result shares the stream's copy-on-write array and must not be
+// modified.
+func (m *Memory) snapshot(pid string, from, to uint64) []Event {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := m.streams[pid]
+	if s == nil {
+		return nil
+	}
+	lo, _ := s.search(from)
+	hi, found := s.search(to)
+	if found {
+		hi++
+	}
+	return s.events[lo:hi:hi]
+}
+
+// HighestSequenceNr implements Journal.
+func (m *Memory) HighestSequenceNr(ctx context.Context, persistenceID string) (uint64, error) {
+	if err := ValidatePersistenceID(persistenceID); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := m.streams[persistenceID]
+	if s == nil || len(s.events) == 0 {
+		return 0, nil
+	}
+	return s.events[len(s.events)-1].SequenceNr, nil
+}
+
+// DeleteTo implements Journal.
+func (m *Memory) DeleteTo(ctx context.Context, persistenceID string, toSeq uint64) error {
+	if err := ValidatePersistenceID(persistenceID); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	to := ClampSequenceNr(toSeq)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[persistenceID]
+	if s == nil {
+		return nil
+	}
+	s.deleteTo(to)
+	return nil
+}
+
+// Last implements Journal.
+func (m *Memory) Last(ctx context.Context, persistenceID string) (Event, bool, error) {
+	if err := ValidatePersistenceID(persistenceID); err != nil {
+		return Event{}, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Event{}, false, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := m.streams[persistenceID]
+	if s == nil {
+		return Event{}, false, nil
+	}
+	for i := len(s.events) - 1; i >= 0; i-- {
+		if !s.events[i].Deleted {
+			return copyEvent(s.events[i]), true, nil
+		}
+	}
+	return Event{}, false, nil
+}
+
+// search returns the index of the first event with SequenceNr >= seq and
+// whether that event's SequenceNr is seq.
+func (s *memStream) search(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(s.events, seq, func(ev Event, seq uint64) int {
+		return cmp.Compare(ev.SequenceNr, seq)
+	})
+}
+
+// insert adds sorted events whose sequence numbers are not in s yet.
+func (s *memStream) insert(g []Event) {
+	if n := len(s.events); n == 0 || s.events[n-1].SequenceNr < g[0].SequenceNr {
+		// The common case: the batch continues the stream. append writes
+		// only past the current end, never into a snapshot.
+		s.events = append(s.events, g...)
+		return
+	}
+	// Merge into a new array, leaving the old one to running snapshots.
+	merged := make([]Event, 0, len(s.events)+len(g))
+	old := s.events
+	for len(old) > 0 && len(g) > 0 {
+		if old[0].SequenceNr < g[0].SequenceNr {
+			merged, old = append(merged, old[0]), old[1:]
+		} else {
+			merged, g = append(merged, g[0]), g[1:]
+		}
+	}
+	merged = append(merged, old...)
+	s.events = append(merged, g...)
+}
+
+// deleteTo removes the events with SequenceNr <= to, keeping the highest
+// one marked Deleted if it is reached.
+func (s *memStream) deleteTo(to uint64) {
+	n, found := s.search(to)
+	if found {
+		n++
+	}
+	switch {
+	case n == 0:
+		return
+	case n == len(s.events):
+		last := s.events[n-1]
+		if n == 1 && last.Deleted {
+			return
+		}
+		last.Deleted = true
+		s.events = []Event{last} // a new array: snapshots keep the old row
+	default:
+		rest := s.events[n:]
+		if n >= len(rest) {
+			// Release the dropped prefix once it outweighs what is kept;
+			// cloning here costs O(1) amortised per removed event.
+			rest = slices.Clone(rest)
+		}
+		s.events = rest
+	}
+}
+
+// copyEvent returns ev with its own Payload (never nil) and Tags (nil when
+// empty).
+func copyEvent(ev Event) Event {
+	payload := make([]byte, len(ev.Payload))
+	copy(payload, ev.Payload)
+	ev.Payload = payload
+	if len(ev.Tags) == 0 {
+		ev.Tags = nil
+	} else {
+		ev.Tags = slices.Clone(ev.Tags)
+	}
+	return ev
+}
