@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -49,6 +51,11 @@ type Store struct {
 	pending *write // a write whose outcome is not known (the reply was lost)
 	pruned  uint64 // snapshots up to here are known pruned
 	saves   int    // writes since the last prune
+	// enc is the current snapshot as this store encoded it, with the
+	// position of every value, so that a change of existing keys' values
+	// (the common save) patches a copy instead of encoding again. nil until
+	// the first write.
+	enc *encoded
 
 	// mu guards what readers see; only writers holding sem change it.
 	mu      sync.RWMutex
@@ -70,10 +77,75 @@ type Stats struct {
 	Prunes, PruneErrors int64
 }
 
-type write struct {
-	seq     uint64
+// delta is one change to the offsets: keys to set and keys to drop.
+type delta struct {
+	set map[string]uint64
+	del []string
+}
+
+func (d *delta) apply(m map[string]uint64) {
+	for k, v := range d.set {
+		m[k] = v
+	}
+	for _, k := range d.del {
+		delete(m, k)
+	}
+}
+
+// encoded is a snapshot payload with its keys in sorted order and the
+// byte position of each key's value.
+type encoded struct {
 	payload []byte
-	offsets map[string]uint64
+	keys    []string
+	pos     []int
+}
+
+// patch returns the payload with the values of d.set, or nil when d
+// changes the key set and the snapshot must be encoded anew.
+func (e *encoded) patch(d *delta) []byte {
+	if e == nil || len(d.del) > 0 {
+		return nil
+	}
+	idx := make([]int, 0, len(d.set))
+	for k := range d.set {
+		i, ok := slices.BinarySearch(e.keys, k)
+		if !ok {
+			return nil
+		}
+		idx = append(idx, i)
+	}
+	out := bytes.Clone(e.payload)
+	for _, i := range idx {
+		binary.LittleEndian.PutUint64(out[e.pos[i]:], d.set[e.keys[i]])
+	}
+	return out
+}
+
+// encode encodes m, and indexes the result: keys sorted as the codec
+// writes them, each value after its u32 length and its bytes.
+func encode(m map[string]uint64) (*encoded, error) {
+	payload, err := codec.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	pos := make([]int, len(keys))
+	off := 4
+	for i, k := range keys {
+		off += 4 + len(k)
+		pos[i] = off
+		off += 8
+	}
+	if off != len(payload) {
+		return nil, fmt.Errorf("store: snapshot layout mismatch: %d bytes indexed, %d encoded", off, len(payload))
+	}
+	return &encoded{payload: payload, keys: keys, pos: pos}, nil
+}
+
+type write struct {
+	seq uint64
+	d   *delta
+	enc *encoded
 }
 
 // Open opens the store of outbox on j and loads its newest snapshot. A
@@ -184,19 +256,18 @@ func (s *Store) Save(ctx context.Context, offsets map[string]uint64) error {
 	if err := validateKeys(maps.Keys(offsets)); err != nil {
 		return fmt.Errorf("store: save %q: %w", s.outbox, err)
 	}
-	return s.change(ctx, "save", func(cur map[string]uint64) map[string]uint64 {
-		var next map[string]uint64
+	return s.change(ctx, "save", func(cur map[string]uint64) *delta {
+		var d *delta
 		for k, v := range offsets {
 			if old, ok := cur[k]; ok && old >= v {
 				continue
 			}
-			if next == nil {
-				next = make(map[string]uint64, len(cur)+len(offsets))
-				maps.Copy(next, cur)
+			if d == nil {
+				d = &delta{set: make(map[string]uint64, len(offsets))}
 			}
-			next[k] = v
+			d.set[k] = v
 		}
-		return next
+		return d
 	})
 }
 
@@ -207,19 +278,18 @@ func (s *Store) Rewind(ctx context.Context, offsets map[string]uint64) error {
 	if err := validateKeys(maps.Keys(offsets)); err != nil {
 		return fmt.Errorf("store: rewind %q: %w", s.outbox, err)
 	}
-	return s.change(ctx, "rewind", func(cur map[string]uint64) map[string]uint64 {
-		var next map[string]uint64
+	return s.change(ctx, "rewind", func(cur map[string]uint64) *delta {
+		var d *delta
 		for k, v := range offsets {
 			if old, ok := cur[k]; ok && old == v {
 				continue
 			}
-			if next == nil {
-				next = make(map[string]uint64, len(cur)+len(offsets))
-				maps.Copy(next, cur)
+			if d == nil {
+				d = &delta{set: make(map[string]uint64, len(offsets))}
 			}
-			next[k] = v
+			d.set[k] = v
 		}
-		return next
+		return d
 	})
 }
 
@@ -236,25 +306,27 @@ func (s *Store) Forget(ctx context.Context, keys ...string) error {
 	}); err != nil {
 		return fmt.Errorf("store: forget %q: %w", s.outbox, err)
 	}
-	return s.change(ctx, "forget", func(cur map[string]uint64) map[string]uint64 {
-		var next map[string]uint64
+	return s.change(ctx, "forget", func(cur map[string]uint64) *delta {
+		var d *delta
 		for _, k := range keys {
 			if _, ok := cur[k]; !ok {
 				continue
 			}
-			if next == nil {
-				next = maps.Clone(cur)
+			if d == nil {
+				d = &delta{}
 			}
-			delete(next, k)
+			if !slices.Contains(d.del, k) {
+				d.del = append(d.del, k)
+			}
 		}
-		return next
+		return d
 	})
 }
 
-// change applies build to the current offsets and writes the result. build
-// returns nil when nothing changes. It may run twice: again on the adopted
+// change asks build for the change to the current offsets and writes the
+// result. build returns nil when nothing changes; it must not modify cur. It may run twice: again on the adopted
 // offsets when an earlier write of this store turns out to have committed.
-func (s *Store) change(ctx context.Context, op string, build func(cur map[string]uint64) map[string]uint64) error {
+func (s *Store) change(ctx context.Context, op string, build func(cur map[string]uint64) *delta) error {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -266,14 +338,13 @@ func (s *Store) change(ctx context.Context, op string, build func(cur map[string
 		return fmt.Errorf("store: %s: %w", op, f)
 	}
 	for attempt := 0; ; attempt++ {
-		s.mu.RLock()
-		cur, seq := s.offsets, s.seq
-		s.mu.RUnlock()
-		next := build(cur)
-		if next == nil {
+		// Only writers, which hold sem, change offsets and seq: no lock is
+		// needed to read them here.
+		d := build(s.offsets)
+		if d == nil {
 			return nil
 		}
-		retry, err := s.write(ctx, op, seq+1, next)
+		retry, err := s.write(ctx, op, s.seq+1, d)
 		if err != nil {
 			return err
 		}
@@ -285,36 +356,46 @@ func (s *Store) change(ctx context.Context, op string, build func(cur map[string
 		// adopted; build again on top of it. Only one write can be pending,
 		// so this happens at most once.
 		if attempt > 0 {
-			return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, seq+1)
+			return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, s.seq)
 		}
 	}
 }
 
-// write appends next as snapshot seq. retry is true when the row at seq
-// turned out to be an earlier write of this store, now adopted, so the
-// caller must build its change again on top of it.
-func (s *Store) write(ctx context.Context, op string, seq uint64, next map[string]uint64) (retry bool, err error) {
+// write appends the offsets changed by d as snapshot seq. retry is true
+// when the row at seq turned out to be an earlier write of this store, now
+// adopted, so the caller must build its change again on top of it.
+func (s *Store) write(ctx context.Context, op string, seq uint64, d *delta) (retry bool, err error) {
 	if seq > journal.MaxSequenceNr {
 		return false, fmt.Errorf("store: %s %q: sequence number overflow", op, s.outbox)
 	}
-	payload, err := codec.Encode(next)
-	if err != nil {
-		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
+	var enc *encoded
+	if p := s.enc.patch(d); p != nil {
+		enc = &encoded{payload: p, keys: s.enc.keys, pos: s.enc.pos}
+	} else {
+		next := maps.Clone(s.offsets)
+		if next == nil {
+			next = map[string]uint64{}
+		}
+		d.apply(next)
+		if enc, err = encode(next); err != nil {
+			return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
+		}
 	}
+	w := &write{seq: seq, d: d, enc: enc}
 	err = s.j.Append(ctx, journal.Event{
 		PersistenceID: s.pid,
 		SequenceNr:    seq,
-		Payload:       payload,
+		Payload:       enc.payload,
 		Manifest:      codec.Manifest,
 		WriterUUID:    s.cfg.writer,
 		Tags:          []string{Tag},
 	})
 	if err == nil {
-		s.commit(seq, next, false)
+		s.commit(w, false)
 		return false, nil
 	}
 	if errors.Is(err, journal.ErrSequenceConflict) {
-		return s.resolveConflict(ctx, op, seq, payload, next, err)
+		return s.resolveConflict(ctx, op, w, err)
 	}
 	if errors.Is(err, journal.ErrInvalidArgument) {
 		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
@@ -322,12 +403,12 @@ func (s *Store) write(ctx context.Context, op string, seq uint64, next map[strin
 	// The outcome is unknown: the statement may have committed and only
 	// the reply been lost. Remember it; a read now, or the conflict of the
 	// next write, tells.
-	s.pending = &write{seq: seq, payload: payload, offsets: next}
+	s.pending = w
 	if ctx.Err() == nil {
-		if ev, ok, rerr := s.readAt(ctx, seq); rerr == nil && ok && ev.WriterUUID == s.cfg.writer && bytes.Equal(ev.Payload, payload) {
+		if ev, ok, rerr := s.readAt(ctx, seq); rerr == nil && ok && ev.WriterUUID == s.cfg.writer && bytes.Equal(ev.Payload, enc.payload) {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: write committed despite an error; adopted",
 				slog.String("outbox", s.outbox), slog.Uint64("seq", seq), slog.String("error", err.Error()))
-			s.commit(seq, next, true)
+			s.commit(w, true)
 			return false, nil
 		}
 	}
@@ -337,22 +418,23 @@ func (s *Store) write(ctx context.Context, op string, seq uint64, next map[strin
 // resolveConflict handles a conflict at seq: the row there is either an
 // earlier write of this store whose acknowledgement was lost, or another
 // writer's, which fences this store.
-func (s *Store) resolveConflict(ctx context.Context, op string, seq uint64, payload []byte, next map[string]uint64, conflict error) (bool, error) {
+func (s *Store) resolveConflict(ctx context.Context, op string, w *write, conflict error) (bool, error) {
+	seq := w.seq
 	ev, ok, err := s.readAt(ctx, seq)
 	if err != nil {
 		return false, fmt.Errorf("store: %s %q: snapshot %d exists; reading it: %w", op, s.outbox, seq, err)
 	}
 	if ok && ev.WriterUUID == s.cfg.writer {
-		if bytes.Equal(ev.Payload, payload) {
+		if bytes.Equal(ev.Payload, w.enc.payload) {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: found own snapshot committed; adopted",
 				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
-			s.commit(seq, next, true)
+			s.commit(w, true)
 			return false, nil
 		}
-		if p := s.pending; p != nil && p.seq == seq && bytes.Equal(ev.Payload, p.payload) {
+		if p := s.pending; p != nil && p.seq == seq && bytes.Equal(ev.Payload, p.enc.payload) {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
 				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
-			s.commit(seq, p.offsets, true)
+			s.commit(p, true)
 			return true, nil
 		}
 	}
@@ -378,11 +460,13 @@ func (s *Store) readAt(ctx context.Context, seq uint64) (journal.Event, bool, er
 	return journal.Event{}, false, nil
 }
 
-func (s *Store) commit(seq uint64, offsets map[string]uint64, adopted bool) {
+func (s *Store) commit(w *write, adopted bool) {
 	s.pending = nil
 	s.saves++
+	s.enc = w.enc
 	s.mu.Lock()
-	s.offsets, s.seq = offsets, seq
+	w.d.apply(s.offsets)
+	s.seq = w.seq
 	s.stats.Writes++
 	if adopted {
 		s.stats.Adopted++

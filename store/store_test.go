@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,9 +14,9 @@ import (
 	"testing"
 
 	"github.com/outboxkit/offsetstore/codec"
+	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
-	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/store"
 )
 
@@ -90,6 +91,21 @@ func rows(t *testing.T, j journal.Journal, pid string) []journal.Event {
 		evs = append(evs, ev)
 	}
 	return evs
+}
+
+// checkCanonical asserts that every snapshot row of pid is exactly what the
+// codec encodes for its map: patched payloads equal fresh encodings.
+func checkCanonical(t *testing.T, j journal.Journal, pid string) {
+	t.Helper()
+	for _, ev := range rows(t, j, pid) {
+		m, err := codec.Decode(ev.Payload)
+		if err != nil {
+			t.Fatalf("row %d: %v", ev.SequenceNr, err)
+		}
+		if re, _ := codec.Encode(m); !bytes.Equal(re, ev.Payload) {
+			t.Fatalf("row %d is not the canonical encoding of %v", ev.SequenceNr, m)
+		}
+	}
 }
 
 func runSuite(t *testing.T, newJournal newJournalFunc) {
@@ -180,6 +196,7 @@ func runSuite(t *testing.T, newJournal newJournalFunc) {
 		}
 		want := map[string]uint64{"a": 2, "c": 30, "d": 4}
 		wantOffsets(t, load(t, s), want)
+		checkCanonical(t, j, s.PersistenceID())
 		s2 := open(t, j, "ops")
 		wantOffsets(t, load(t, s2), want)
 		// After a rewind, Save moves forward again from the lower value.
@@ -269,6 +286,7 @@ func runSuite(t *testing.T, newJournal newJournalFunc) {
 		if uint64(len(evs)) != s.SequenceNr() {
 			t.Fatalf("%d rows, SequenceNr %d", len(evs), s.SequenceNr())
 		}
+		checkCanonical(t, j, s.PersistenceID())
 		// Offsets never decrease from one snapshot to the next.
 		prev := map[string]uint64{}
 		for _, ev := range evs {
