@@ -61,6 +61,11 @@ func testReplayBounds(t *testing.T, j journal.Journal) {
 			}
 		}
 	}
+	// fromSeq above MaxInt64 is past every event, even one at MaxInt64.
+	const top = "bounds-top"
+	mustAppend(t, j, journal.Event{PersistenceID: top, SequenceNr: maxI, Payload: payloadFor(top, maxI)})
+	wantSeqs(t, "Replay(from MaxInt64+1)", replay(t, j, top, maxI+1, maxU, maxU), nil)
+	wantSeqs(t, "Replay(from MaxInt64)", replay(t, j, top, maxI, maxU, maxU), []uint64{maxI})
 }
 
 // Breaking out of Replay must release what the iteration holds (a lock, a

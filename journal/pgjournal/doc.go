@@ -1,0 +1,102 @@
+// Package pgjournal implements journal.Journal on a PostgreSQL table with
+// pgx/v5: the table migrations/000001 creates, or one of the same shape
+// named with WithTable.
+//
+//	pool, err := pgxpool.New(ctx, databaseURL)
+//	…
+//	j := pgjournal.New(pool)
+//	err = j.Append(ctx, journal.Event{PersistenceID: "order-42", SequenceNr: 1, Payload: data})
+//
+// # Statements and round trips
+//
+// Every method is one statement and one round trip. In pgx's default
+// QueryExecModeCacheStatement, each connection prepares a statement (and
+// describes the table for COPY) the first time it sees it, one more round
+// trip then, and reuses it after; in the other modes pgx describes the
+// table before every COPY. T is the quoted table name.
+//
+// Append sends the whole batch in one statement: a single event with
+//
+//	INSERT INTO T (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+//	VALUES ($1, $2, $3, $4, $5, $6)
+//
+// a small batch (under 128 events and 32 KiB of payload) with one INSERT
+// of arrays, one per column, tags as one array literal per event:
+//
+//	INSERT INTO T (…) SELECT p, s, b, m, w, g::text[]
+//	  FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) AS e(p, s, b, m, w, g)
+//
+// and a larger batch with COPY T (…) FROM STDIN (pgx's CopyFrom, binary
+// format). The threshold comes from BenchmarkAppendInsertVsCopy. Append
+// never reads before it writes: the primary key (persistence_id,
+// sequence_nr) is the conflict check.
+//
+// Replay streams the rows of
+//
+//	SELECT sequence_nr, payload, manifest, writer_uuid, tags, written_at FROM T
+//	 WHERE persistence_id = $1 AND sequence_nr BETWEEN $2 AND $3 AND NOT deleted
+//	 ORDER BY sequence_nr LIMIT $4
+//
+// (LIMIT NULL, no limit, when max is math.MaxInt64 or more) one at a
+// time, into reused variables, without collecting them; max == 0 or from
+// > to yields nothing without I/O. Breaking out of the loop closes the
+// rows and frees the connection, but pgx first reads and discards the
+// rest of the result: pass max when only the first events are wanted.
+//
+// HighestSequenceNr is SELECT coalesce(max(sequence_nr), 0) … WHERE
+// persistence_id = $1, and Last the Replay query ordered DESC with LIMIT
+// 1: both one probe of the primary key index from the top, however long
+// the stream (BenchmarkLastHistory).
+//
+// DeleteTo is one statement: a CTE finds the stream's highest sequence
+// nr, a data-modifying CTE deletes the events up to toSeq below it, and an
+// UPDATE marks the highest one deleted when toSeq reaches it, keeping its
+// payload. Its comment in New reasons through concurrent appends under
+// READ COMMITTED; in short, the highest sequence nr never goes down and no
+// event above toSeq is touched.
+//
+// # Atomicity and transactions
+//
+// Each statement is atomic on its own, so a batch is written whole or not
+// at all without a transaction of pgjournal's own: it never sends BEGIN or
+// COMMIT. Given a pgx.Tx, every method joins that transaction: appended
+// events commit or roll back with the caller's other writes, and reads see
+// the transaction's own writes. A failed statement (a conflict, say)
+// aborts the caller's transaction, as any failed statement does; rolling
+// back is the caller's job.
+//
+// A Journal is as safe for concurrent use as its DBTX: on a *pgxpool.Pool
+// it is; a *pgx.Conn or pgx.Tx runs one statement at a time, so the
+// caller must not use it concurrently, nor call the journal from inside a
+// Replay loop (the connection is busy streaming).
+//
+// # Errors
+//
+// Invalid input (journal.ValidateEvents, journal.ValidatePersistenceID)
+// fails with journal.ErrInvalidArgument before any I/O; a NUL byte never
+// reaches the driver. A duplicate (persistence_id, sequence_nr), against
+// a stored row or within the batch, fails Append with a
+// *journal.ConflictError that matches journal.ErrSequenceConflict, names
+// the duplicate event and wraps the *pgconn.PgError. The event is read
+// from the error's detail, which PostgreSQL prints unquoted; the reading
+// is checked against the batch, so persistence ids containing ", " or ")"
+// are named right. Other errors are wrapped as "pgjournal: <op>: …".
+//
+// An error caused by the end of the call's context matches ctx.Err() with
+// errors.Is. Note what pgx does then: it closes the connection (the pool
+// replaces it), but the server may still finish the statement, so a
+// cancelled Append may have been written. Use HighestSequenceNr or Last to
+// find out, or configure pgconn's CancelRequestContextWatcherHandler on
+// the pool to have the server cancel the statement as well.
+//
+// # Table options
+//
+// WithTable(schema, table) names another table of the same shape; an
+// empty schema follows the connection's search_path, an empty table means
+// DefaultTable. Names are always quoted with pgx.Identifier and every
+// value is a parameter, so a name with quotes, semicolons or spaces is
+// just a name. The SQL is built once, in New. New cannot return an error,
+// so a name PostgreSQL cannot hold (a NUL byte, invalid UTF-8, more than
+// 63 bytes) makes every method fail with journal.ErrInvalidArgument before
+// any I/O.
+package pgjournal
