@@ -102,7 +102,6 @@ func schema(t *testing.T, pool *pgxpool.Pool) string {
 	return b.String()
 }
 
-
 func TestSchemaFromCatalog(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
