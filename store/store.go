@@ -335,7 +335,7 @@ func (s *Store) change(ctx context.Context, op string, build func(cur map[string
 	defer func() { <-s.sem }()
 
 	if f := s.fencedErr(); f != nil {
-		return fmt.Errorf("store: %s: %w", op, f)
+		return f
 	}
 	for attempt := 0; ; attempt++ {
 		// Only writers, which hold sem, change offsets and seq: no lock is
@@ -447,7 +447,7 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, confli
 	s.mu.Unlock()
 	s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: fenced by another writer",
 		slog.String("outbox", s.outbox), slog.Uint64("seq", seq), slog.String("writer", f.Writer))
-	return false, fmt.Errorf("store: %s: %w (%v)", op, f, conflict)
+	return false, fmt.Errorf("%w (%s: %v)", f, op, conflict)
 }
 
 func (s *Store) readAt(ctx context.Context, seq uint64) (journal.Event, bool, error) {
