@@ -20,6 +20,9 @@ var ErrInvalidArgument = errors.New("journal: invalid argument")
 type ConflictError struct {
 	PersistenceID string
 	SequenceNr    uint64
+	// Superseded is true when NextAppender.AppendNext refused the event
+	// because an event at or above its sequence number exists.
+	Superseded bool
 	// Err is the backend's own error, if any (for pgjournal, the
 	// *pgconn.PgError of the unique violation).
 	Err error
@@ -28,6 +31,9 @@ type ConflictError struct {
 func (e *ConflictError) Error() string {
 	if e.SequenceNr == 0 {
 		return fmt.Sprintf("journal: sequence number conflict on persistence id %q", e.PersistenceID)
+	}
+	if e.Superseded {
+		return fmt.Sprintf("journal: sequence number conflict: persistence id %q already has events at or above sequence nr %d", e.PersistenceID, e.SequenceNr)
 	}
 	return fmt.Sprintf("journal: sequence number conflict: persistence id %q, sequence nr %d already exists", e.PersistenceID, e.SequenceNr)
 }

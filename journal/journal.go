@@ -63,3 +63,16 @@ type Journal interface {
 	// round trip. ok is false when there is none.
 	Last(ctx context.Context, persistenceID string) (ev Event, ok bool, err error)
 }
+
+// NextAppender is implemented by journals that can append an event on the
+// condition that it is the newest of its stream. Writers that fence each
+// other through sequence numbers (the offset store) use it when available:
+// with plain Append, a stale writer whose next sequence number was already
+// written and then deleted by DeleteTo would not see a conflict.
+type NextAppender interface {
+	// AppendNext appends ev only if HighestSequenceNr(ev.PersistenceID) is
+	// below ev.SequenceNr, in one atomic step. Otherwise it appends nothing
+	// and fails with an error matching ErrSequenceConflict, naming ev's
+	// persistence id and sequence number.
+	AppendNext(ctx context.Context, ev Event) error
+}

@@ -38,7 +38,10 @@ type memStream struct {
 	events []Event
 }
 
-var _ Journal = (*Memory)(nil)
+var (
+	_ Journal      = (*Memory)(nil)
+	_ NextAppender = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory journal.
 func NewMemory() *Memory {
@@ -113,6 +116,35 @@ func (m *Memory) Append(ctx context.Context, events ...Event) error {
 		}
 		s.insert(g)
 	}
+	return nil
+}
+
+// AppendNext implements NextAppender.
+func (m *Memory) AppendNext(ctx context.Context, ev Event) error {
+	if err := ValidateEvent(ev); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stored := copyEvent(ev)
+	stored.Deleted = false
+	stored.WrittenAt = time.Now().Truncate(time.Microsecond)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[ev.PersistenceID]
+	if s != nil && len(s.events) > 0 && s.events[len(s.events)-1].SequenceNr >= ev.SequenceNr {
+		return &ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
+	}
+	if m.streams == nil {
+		m.streams = make(map[string]*memStream)
+	}
+	if s == nil {
+		s = &memStream{}
+		m.streams[ev.PersistenceID] = s
+	}
+	s.insert([]Event{stored})
 	return nil
 }
 

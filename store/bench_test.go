@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -15,9 +14,6 @@ import (
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
-
-// runs numbers benchmark runs, for fresh persistence ids.
-var runs atomic.Int64
 
 // benchOffsets returns n keys of 13 bytes: a 1 000-key snapshot is 25 KB.
 func benchOffsets(n int) map[string]uint64 {
@@ -41,50 +37,38 @@ func BenchmarkSave(b *testing.B) {
 	payload, _ := codec.Encode(offsets)
 	b.Logf("snapshot: %d keys, %d bytes", len(offsets), len(payload))
 
-	storeCase := benchratio.Case{Name: "store-save", F: func(b *testing.B) {
-		s, err := store.Open(ctx, pgjournal.New(db.Pool), fmt.Sprintf("bench-%d", runs.Add(1)), store.WithRetention(1<<30))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Save(ctx, offsets); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
-		var v uint64 = 1 << 20
-		for b.Loop() {
-			v++
-			if err := s.Save(ctx, map[string]uint64{"order-0000000": v}); err != nil {
-				b.Fatal(err)
-			}
-		}
+	s, err := store.Open(ctx, pgjournal.New(db.Pool), "bench", store.WithRetention(1<<30))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Save(ctx, offsets); err != nil {
+		b.Fatal(err)
+	}
+	// Each Save moves one key forward: a new 25 KB snapshot row.
+	v := uint64(1 << 20)
+	storeSide := benchratio.Side{Name: "store-save", Op: func(ctx context.Context) error {
+		v++
+		return s.Save(ctx, map[string]uint64{"order-0000000": v})
 	}}
-	rawInsert := benchratio.Case{Name: "raw-insert", F: func(b *testing.B) {
-		pid := fmt.Sprintf("raw-%d", runs.Add(1))
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
-		var seq int64
-		for b.Loop() {
-			seq++
-			if _, err := db.Pool.Exec(ctx, `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
-				VALUES ($1, $2, $3, $4, $5, $6)`, pid, seq, payload, codec.Manifest, "raw-writer", []string{store.Tag}); err != nil {
-				b.Fatal(err)
-			}
-		}
+	var seq int64
+	rawSide := benchratio.Side{Name: "raw-insert", Op: func(ctx context.Context) error {
+		seq++
+		_, err := db.Pool.Exec(ctx, `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+			VALUES ($1, $2, $3, $4, $5, $6)`, "raw", seq, payload, codec.Manifest, "raw-writer", []string{store.Tag})
+		return err
 	}}
-	original := benchratio.Case{Name: "original-sequence", F: func(b *testing.B) {
-		pid := fmt.Sprintf("orig-%d", runs.Add(1))
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := originalSave(ctx, db.Pool, pid, payload); err != nil {
-				b.Fatal(err)
-			}
-		}
+	origSide := benchratio.Side{Name: "original-sequence", Op: func(ctx context.Context) error {
+		return originalSave(ctx, db.Pool, "original", payload)
 	}}
-	benchratio.Compare(b, "store.Save/raw-insert", benchratio.Goal{Max: 1.15}, 3, storeCase, rawInsert)
-	// Here the ratio is original/store: how many times faster Save is.
-	benchratio.Compare(b, "store.Save-speedup-over-original-sequence", benchratio.Goal{Min: 1.4}, 3, original, storeCase)
+	b.Run("vs-raw-insert", func(b *testing.B) {
+		ns, raw := benchratio.Alternate(b, 1, 0, "", storeSide, rawSide)
+		benchratio.Print("store.Save/raw-insert", ns, raw, benchratio.Goal{Max: 1.15})
+	})
+	b.Run("vs-original-sequence", func(b *testing.B) {
+		ns, orig := benchratio.Alternate(b, 1, 0, "", storeSide, origSide)
+		// original/store: how many times faster Save is.
+		benchratio.Print("store.Save-speedup-over-original-sequence", orig, ns, benchratio.Goal{Min: 1.4})
+	})
 }
 
 // originalSave is the statement sequence the original implementation ran
@@ -132,20 +116,15 @@ func BenchmarkOpen(b *testing.B) {
 		b.Fatal(err)
 	}
 	j := pgjournal.New(db.Pool)
-	openCase := func(name, outbox string) benchratio.Case {
-		return benchratio.Case{Name: name, F: func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				s, err := store.Open(ctx, j, outbox)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if s.SequenceNr() == 0 {
-					b.Fatal("nothing loaded")
-				}
+	open := func(outbox string) benchratio.Side {
+		return benchratio.Side{Name: "history-" + outbox, Op: func(ctx context.Context) error {
+			s, err := store.Open(ctx, j, outbox)
+			if err == nil && s.SequenceNr() == 0 {
+				err = fmt.Errorf("nothing loaded for %s", outbox)
 			}
+			return err
 		}}
 	}
-	benchratio.Compare(b, "store.Open/1M-rows-vs-1-row", benchratio.Goal{Max: 1.2}, 3,
-		openCase("history-1000000", "big"), openCase("history-1", "small"))
+	ns1M, ns1 := benchratio.Alternate(b, 1, 0, "", open("big"), open("small"))
+	benchratio.Print("store.Open/1M-rows-vs-1-row", ns1M, ns1, benchratio.Goal{Max: 1.2})
 }

@@ -30,6 +30,11 @@ var ErrInvalidOption = errors.New("store: invalid option")
 // everything.
 var ErrCorruptSnapshot = errors.New("store: corrupt snapshot")
 
+// ErrSequenceOverflow is matched by the error of a write when the outbox's
+// next snapshot would need a sequence number above math.MaxInt64. Nothing
+// is written.
+var ErrSequenceOverflow = errors.New("store: sequence number overflow")
+
 // FencedError is the error behind ErrFenced.
 type FencedError struct {
 	// Outbox is the outbox name.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,9 +49,14 @@ type Store struct {
 	sem chan struct{}
 
 	// Guarded by sem.
-	pending *write // a write whose outcome is not known (the reply was lost)
-	pruned  uint64 // snapshots up to here are known pruned
-	saves   int    // writes since the last prune
+	// doubt holds the payload digests of the writes at doubtSeq whose
+	// outcome is unknown (the reply was lost): any one of them may be the
+	// row found there later. Digests, not payloads, so that a long outage
+	// of failing saves costs little memory.
+	doubt    map[[sha256.Size]byte]struct{}
+	doubtSeq uint64
+	pruned   uint64 // snapshots up to here are known pruned
+	saves    int    // writes since the last prune
 	// enc is the current snapshot as this store encoded it, with the
 	// position of every value, so that a change of existing keys' values
 	// (the common save) patches a copy instead of encoding again. nil until
@@ -353,8 +359,8 @@ func (s *Store) change(ctx context.Context, op string, build func(cur map[string
 			return nil
 		}
 		// An earlier write of ours was found committed at seq+1 and
-		// adopted; build again on top of it. Only one write can be pending,
-		// so this happens at most once.
+		// adopted; build again on top of it. Adoption clears the writes in
+		// doubt, so this happens at most once.
 		if attempt > 0 {
 			return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, s.seq)
 		}
@@ -366,7 +372,7 @@ func (s *Store) change(ctx context.Context, op string, build func(cur map[string
 // adopted, so the caller must build its change again on top of it.
 func (s *Store) write(ctx context.Context, op string, seq uint64, d *delta) (retry bool, err error) {
 	if seq > journal.MaxSequenceNr {
-		return false, fmt.Errorf("store: %s %q: sequence number overflow", op, s.outbox)
+		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, ErrSequenceOverflow)
 	}
 	var enc *encoded
 	if p := s.enc.patch(d); p != nil {
@@ -382,14 +388,22 @@ func (s *Store) write(ctx context.Context, op string, seq uint64, d *delta) (ret
 		}
 	}
 	w := &write{seq: seq, d: d, enc: enc}
-	err = s.j.Append(ctx, journal.Event{
+	ev := journal.Event{
 		PersistenceID: s.pid,
 		SequenceNr:    seq,
 		Payload:       enc.payload,
 		Manifest:      codec.Manifest,
 		WriterUUID:    s.cfg.writer,
 		Tags:          []string{Tag},
-	})
+	}
+	// With AppendNext, a stale writer is refused even where the snapshot it
+	// would overwrite was already pruned; plain Append sees only rows that
+	// still exist.
+	if na, ok := s.j.(journal.NextAppender); ok {
+		err = na.AppendNext(ctx, ev)
+	} else {
+		err = s.j.Append(ctx, ev)
+	}
 	if err == nil {
 		s.commit(w, false)
 		return false, nil
@@ -403,7 +417,7 @@ func (s *Store) write(ctx context.Context, op string, seq uint64, d *delta) (ret
 	// The outcome is unknown: the statement may have committed and only
 	// the reply been lost. Remember it; a read now, or the conflict of the
 	// next write, tells.
-	s.pending = w
+	s.addDoubt(seq, enc.payload)
 	if ctx.Err() == nil {
 		if ev, ok, rerr := s.readAt(ctx, seq); rerr == nil && ok && ev.WriterUUID == s.cfg.writer && bytes.Equal(ev.Payload, enc.payload) {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: write committed despite an error; adopted",
@@ -431,12 +445,19 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, confli
 			s.commit(w, true)
 			return false, nil
 		}
-		if p := s.pending; p != nil && p.seq == seq && bytes.Equal(ev.Payload, p.enc.payload) {
+		if _, mine := s.doubt[sha256.Sum256(ev.Payload)]; mine && s.doubtSeq == seq {
+			// An earlier write of ours, in doubt until now: its payload is
+			// the offsets it meant to write.
+			m, err := codec.Decode(ev.Payload)
+			if err != nil {
+				return false, fmt.Errorf("store: %s %q: adopt snapshot %d: %w", op, s.outbox, seq, err)
+			}
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
 				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
-			s.commit(p, true)
+			s.adopt(seq, m)
 			return true, nil
 		}
+
 	}
 	f := &FencedError{Outbox: s.outbox, SequenceNr: seq}
 	if ok {
@@ -460,8 +481,34 @@ func (s *Store) readAt(ctx context.Context, seq uint64) (journal.Event, bool, er
 	return journal.Event{}, false, nil
 }
 
+// addDoubt remembers payload among the writes in doubt at seq.
+func (s *Store) addDoubt(seq uint64, payload []byte) {
+	if s.doubt == nil || s.doubtSeq != seq {
+		s.doubt, s.doubtSeq = map[[sha256.Size]byte]struct{}{}, seq
+	}
+	if len(s.doubt) < maxDoubt {
+		s.doubt[sha256.Sum256(payload)] = struct{}{}
+	}
+}
+
+// maxDoubt bounds the writes remembered in doubt at one sequence number.
+// Past it, a later write may report ErrFenced for a row of its own.
+const maxDoubt = 1 << 16
+
+// adopt makes m, found committed at seq, the current offsets.
+func (s *Store) adopt(seq uint64, m map[string]uint64) {
+	s.doubt = nil
+	s.saves++
+	s.enc = nil // encoded anew at the next write
+	s.mu.Lock()
+	s.offsets, s.seq = m, seq
+	s.stats.Writes++
+	s.stats.Adopted++
+	s.mu.Unlock()
+}
+
 func (s *Store) commit(w *write, adopted bool) {
-	s.pending = nil
+	s.doubt = nil
 	s.saves++
 	s.enc = w.enc
 	s.mu.Lock()

@@ -243,6 +243,33 @@ func runSuite(t *testing.T, newJournal newJournalFunc) {
 		}
 	})
 
+	t.Run("StaleWriterFencedAfterPruning", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		ctx := context.Background()
+		old := open(t, j, "zombie", store.WithRetention(2), store.WithPruneInterval(1))
+		save(t, old, map[string]uint64{"a": 1}) // seq 1
+		live := open(t, j, "zombie", store.WithRetention(2), store.WithPruneInterval(1))
+		for i := range 20 {
+			save(t, live, map[string]uint64{"a": uint64(i + 2)}) // seqs 2..21, pruned to 20..21
+		}
+		if n := len(rows(t, j, old.PersistenceID())); n != 2 {
+			t.Fatalf("%d rows after pruning, want 2", n)
+		}
+		// The stale writer's next number (2) is free again: it must still
+		// be refused, and stay refused.
+		for range 2 {
+			if err := old.Save(ctx, map[string]uint64{"b": 1}); !errors.Is(err, store.ErrFenced) {
+				t.Fatalf("stale writer's Save after pruning = %v, want ErrFenced", err)
+			}
+		}
+		if n := len(rows(t, j, old.PersistenceID())); n != 2 {
+			t.Fatalf("%d rows after the stale save, want 2: it wrote into the gap", n)
+		}
+		save(t, live, map[string]uint64{"a": 100})
+		wantOffsets(t, load(t, open(t, j, "zombie")), map[string]uint64{"a": 100})
+	})
+
 	t.Run("ConcurrentSavesAreSerialised", func(t *testing.T) {
 		t.Parallel()
 		j := newJournal(t)
@@ -515,6 +542,29 @@ func runSuite(t *testing.T, newJournal newJournalFunc) {
 		if s.SequenceNr() != 3 {
 			t.Fatalf("SequenceNr = %d, want 3", s.SequenceNr())
 		}
+	})
+
+	t.Run("LostAckThenFailedWrite", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		ctx := context.Background()
+		s := open(t, fj, "doubt")
+		save(t, s, map[string]uint64{"a": 1})
+		fj.failAfterCommit.Store(1)
+		fj.failReplay.Store(1)
+		if err := s.Save(ctx, map[string]uint64{"a": 2}); err == nil { // committed, reply lost
+			t.Fatal("Save returned nil")
+		}
+		fj.failBeforeCommit.Store(1)
+		if err := s.Save(ctx, map[string]uint64{"b": 1}); err == nil { // never reached the journal
+			t.Fatal("Save returned nil")
+		}
+		// The row at seq 2 is the first write in doubt, not the last one:
+		// still this store's own, adopted, not fenced.
+		save(t, s, map[string]uint64{"c": 1})
+		want := map[string]uint64{"a": 2, "c": 1}
+		wantOffsets(t, load(t, s), want)
+		wantOffsets(t, load(t, open(t, fj.Journal, "doubt")), want)
 	})
 
 	t.Run("RetriedSaveAfterLostAck", func(t *testing.T) {

@@ -2,23 +2,28 @@
 // and prints their ratio, so that speed is judged relative to raw pgx on
 // the same machine at the same moment rather than in absolute numbers.
 //
-// Each comparison prints one line:
+// The two sides alternate within one benchmark loop, operation by
+// operation (a then b, then b then a, …), each timed on its own: on a
+// shared machine, load that comes and goes slows both sides alike instead
+// of skewing the ratio. Each comparison prints one line:
 //
-//	ratio name=<name> value=<subject/baseline ns per op> goal=<goal> met=<yes|no>
+//	ratio name=<name> value=<a/b of ns per op> goal=<goal> met=<yes|no>
 package benchratio
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
-// Case is one side of a comparison.
-type Case struct {
+// Side is one of the two operations a comparison alternates.
+type Side struct {
 	Name string
-	F    func(b *testing.B)
+	Op   func(ctx context.Context) error
 }
 
-// Goal says what the ratio subject/baseline (of ns per op) should be.
+// Goal says what the ratio should be.
 type Goal struct {
 	// Max is the highest acceptable ratio (0: none).
 	Max float64
@@ -38,42 +43,64 @@ func (g Goal) String() string {
 	return "report"
 }
 
-func (g Goal) met(r float64) bool {
+// Met reports whether r meets the goal.
+func (g Goal) Met(r float64) bool {
 	return (g.Max == 0 || r <= g.Max) && (g.Min == 0 || r >= g.Min)
 }
 
-// Compare runs subject and baseline as sub-benchmarks of b, alternating
-// them rounds times (to spread machine noise over both), and prints the
-// ratio of their mean ns/op. name names the ratio.
-func Compare(b *testing.B, name string, goal Goal, rounds int, subject, baseline Case) float64 {
+// Alternate runs a and c alternately, reps times each per iteration of
+// b.Loop, after one warm-up call of each. It reports "<side>-ns/op" for
+// both, and "<side>-<unit>/s" when perOp (units per operation, e.g. rows)
+// is not 0, and returns the mean ns/op of each.
+func Alternate(b *testing.B, reps int, perOp float64, unit string, a, c Side) (nsA, nsC float64) {
 	b.Helper()
-	// b.Run calls F several times while it sizes b.N; the last call, with
-	// the final b.N, is the measurement. Rounds are averaged.
-	var subj, base float64
-	if rounds < 1 {
-		rounds = 1
-	}
-	perOp := func(b *testing.B) float64 { return float64(b.Elapsed()) / float64(max(b.N, 1)) }
-	for i := range rounds {
-		suffix := ""
-		if rounds > 1 {
-			suffix = fmt.Sprintf("/round=%d", i+1)
+	ctx := context.Background()
+	for _, s := range []Side{a, c} {
+		if err := s.Op(ctx); err != nil {
+			b.Fatalf("%s: %v", s.Name, err)
 		}
-		var s, bl float64
-		b.Run(subject.Name+suffix, func(b *testing.B) { subject.F(b); s = perOp(b) })
-		b.Run(baseline.Name+suffix, func(b *testing.B) { baseline.F(b); bl = perOp(b) })
-		subj += s / float64(rounds)
-		base += bl / float64(rounds)
 	}
-	if subj == 0 || base == 0 {
-		return 0
+	var durA, durC time.Duration
+	run := func(s Side, d *time.Duration) {
+		start := time.Now()
+		if err := s.Op(ctx); err != nil {
+			b.Fatalf("%s: %v", s.Name, err)
+		}
+		*d += time.Since(start)
 	}
-	r := subj / base
+	reps = max(reps, 1)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		for range reps {
+			if i%2 == 0 {
+				run(a, &durA)
+				run(c, &durC)
+			} else {
+				run(c, &durC)
+				run(a, &durA)
+			}
+			i++
+		}
+	}
+	n := float64(b.N * reps)
+	nsA, nsC = float64(durA.Nanoseconds())/n, float64(durC.Nanoseconds())/n
+	b.ReportMetric(nsA, a.Name+"-ns/op")
+	b.ReportMetric(nsC, c.Name+"-ns/op")
+	if perOp > 0 {
+		b.ReportMetric(perOp*1e9/nsA, a.Name+"-"+unit+"/s")
+		b.ReportMetric(perOp*1e9/nsC, c.Name+"-"+unit+"/s")
+	}
+	return nsA, nsC
+}
+
+// Print prints num/den as a ratio line and returns the ratio.
+func Print(name string, num, den float64, goal Goal) float64 {
+	r := num / den
 	met := "no"
-	if goal.met(r) {
+	if goal.Met(r) {
 		met = "yes"
 	}
-	fmt.Printf("ratio name=%s value=%.3f goal=%s met=%s (%s %.0f ns/op, %s %.0f ns/op)\n",
-		name, r, goal, met, subject.Name, subj, baseline.Name, base)
+	fmt.Printf("ratio name=%s value=%.3f goal=%s met=%s\n", name, r, goal, met)
 	return r
 }

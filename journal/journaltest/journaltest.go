@@ -40,6 +40,13 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 			g.run(t, newJournal)
 		})
 	}
+	// Optional interfaces, checked on one journal, run where implemented.
+	if _, ok := newJournal(t).(journal.NextAppender); ok {
+		t.Run("AppendNext", func(t *testing.T) {
+			t.Parallel()
+			RunAppendNext(t, newJournal)
+		})
+	}
 }
 
 // Collect drains seq and returns its events, stopping at the first error.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/outboxkit/offsetstore/internal/benchratio"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
@@ -32,60 +33,14 @@ import (
 // sides alike instead of skewing the ratio.
 
 // side is one of the two operations a comparison alternates.
-type side struct {
-	name string
-	op   func(ctx context.Context) error
-}
+type side = benchratio.Side
 
-// compare runs a and c alternately, each reps times per iteration (a
-// first, then c first, and so on), timing each on its own. It reports
-// "<name>-ns/op" for each side, and "<name>-events/s" when events (per
-// operation) is not 0, and returns the ns/op of each. reps > 1 gives slow
-// operations enough turns within the benchmark time.
+// compare runs a and c alternately (see benchratio.Alternate), reps times
+// per iteration, and returns the ns/op of each; events per operation give
+// the events/s metrics.
 func compare(b *testing.B, events, reps int, a, c side) (nsA, nsC float64) {
 	b.Helper()
-	ctx := context.Background()
-	for _, s := range []side{a, c} { // warm the statement caches
-		if err := s.op(ctx); err != nil {
-			b.Fatalf("%s: %v", s.name, err)
-		}
-	}
-	var durA, durC time.Duration
-	run := func(s side, d *time.Duration) {
-		start := time.Now()
-		if err := s.op(ctx); err != nil {
-			b.Fatalf("%s: %v", s.name, err)
-		}
-		*d += time.Since(start)
-	}
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		for range reps {
-			if i%2 == 0 {
-				run(a, &durA)
-				run(c, &durC)
-			} else {
-				run(c, &durC)
-				run(a, &durA)
-			}
-			i++
-		}
-	}
-	nsA = float64(durA.Nanoseconds()) / float64(b.N*reps)
-	nsC = float64(durC.Nanoseconds()) / float64(b.N*reps)
-	b.ReportMetric(nsA, a.name+"-ns/op")
-	b.ReportMetric(nsC, c.name+"-ns/op")
-	if events > 0 {
-		b.ReportMetric(float64(events)*1e9/nsA, a.name+"-events/s")
-		b.ReportMetric(float64(events)*1e9/nsC, c.name+"-events/s")
-	}
-	return nsA, nsC
-}
-
-// printRatio prints num/den as a ratio line.
-func printRatio(name string, num, den float64, goal string) {
-	fmt.Printf("ratio name=%s value=%.2f goal=%s\n", name, num/den, goal)
+	return benchratio.Alternate(b, reps, float64(events), "events", a, c)
 }
 
 var benchColumns = []string{"persistence_id", "sequence_nr", "payload", "manifest", "writer_uuid", "tags"}
@@ -112,7 +67,7 @@ func appendSide(b *testing.B, name string, n, size int, write func(ctx context.C
 	db := testdb.New(b)
 	events := benchEvents("bench", n, size)
 	batch := 0
-	return side{name, func(ctx context.Context) error {
+	return side{Name: name, Op: func(ctx context.Context) error {
 		for i := range events {
 			events[i].SequenceNr = uint64(batch*n + i + 1)
 		}
@@ -153,7 +108,7 @@ func BenchmarkAppend1000(b *testing.B) {
 	j, raw := compare(b, n, 1,
 		appendSide(b, "pgjournal", n, 100, appendWith(nil)),
 		appendSide(b, "raw-copy", n, 100, rawCopy))
-	printRatio("append_1000_vs_raw_copy", j, raw, "<=1.20")
+	benchratio.Print("append_1000_vs_raw_copy", j, raw, benchratio.Goal{Max: 1.2})
 }
 
 // BenchmarkAppendInsertVsCopy runs Append through each of its statements
@@ -172,11 +127,12 @@ func BenchmarkAppendInsertVsCopy(b *testing.B) {
 			insert, cp := compare(b, c.n, 1,
 				appendSide(b, "insert", c.n, c.size, appendWith(pgjournal.ForceInsert)),
 				appendSide(b, "copy", c.n, c.size, appendWith(pgjournal.ForceCopy)))
-			goal := ">1(append-uses-insert)"
+			// Above 1 INSERT is faster; the goal is the side Append picks.
+			goal := benchratio.Goal{Min: 1}
 			if pgjournal.UseCopy(pgjournal.New(nil), benchEvents("x", c.n, c.size)) {
-				goal = "<1(append-uses-copy)"
+				goal = benchratio.Goal{Max: 1}
 			}
-			printRatio("append_copy_over_insert/"+name, cp, insert, goal)
+			benchratio.Print("append_copy_over_insert/"+name, cp, insert, goal)
 		})
 	}
 }
@@ -213,7 +169,7 @@ func BenchmarkReplay100k(b *testing.B) {
 		}
 		return err
 	}
-	pg := side{"pgjournal", func(ctx context.Context) error {
+	pg := side{Name: "pgjournal", Op: func(ctx context.Context) error {
 		got := 0
 		for ev, err := range j.Replay(ctx, "replay", 1, math.MaxUint64, math.MaxUint64) {
 			if err != nil {
@@ -224,7 +180,7 @@ func BenchmarkReplay100k(b *testing.B) {
 		}
 		return count(got, nil)
 	}}
-	raw := side{"raw-select", func(ctx context.Context) error {
+	raw := side{Name: "raw-select", Op: func(ctx context.Context) error {
 		rows, err := db.Pool.Query(ctx, `SELECT sequence_nr, payload, manifest, writer_uuid, tags, written_at FROM journal
 			WHERE persistence_id = $1 AND sequence_nr BETWEEN $2 AND $3 AND NOT deleted ORDER BY sequence_nr`,
 			"replay", 1, int64(math.MaxInt64))
@@ -248,15 +204,15 @@ func BenchmarkReplay100k(b *testing.B) {
 	nsPG, nsRaw := compare(b, n, 5, pg, raw)
 	for _, s := range []side{pg, raw} {
 		allocs := testing.AllocsPerRun(2, func() {
-			if err := s.op(context.Background()); err != nil {
+			if err := s.Op(context.Background()); err != nil {
 				b.Fatal(err)
 			}
 		})
-		b.ReportMetric(allocs/n, s.name+"-allocs/event")
+		b.ReportMetric(allocs/n, s.Name+"-allocs/event")
 	}
 	_ = sink
 	// rows/s of Replay over rows/s of the raw SELECT.
-	printRatio("replay_100k_rows_per_s_vs_raw", nsRaw, nsPG, ">=0.85")
+	benchratio.Print("replay_100k_rows_per_s_vs_raw", nsRaw, nsPG, benchratio.Goal{Min: 0.85})
 }
 
 // BenchmarkLastHistory compares Last (and HighestSequenceNr) on a stream
@@ -269,7 +225,7 @@ func BenchmarkLastHistory(b *testing.B) {
 	j := pgjournal.New(db.Pool)
 
 	last := func(name, pid string) side {
-		return side{name, func(ctx context.Context) error {
+		return side{Name: name, Op: func(ctx context.Context) error {
 			if _, ok, err := j.Last(ctx, pid); err != nil || !ok {
 				return fmt.Errorf("Last(%q) = %v, %v", pid, ok, err)
 			}
@@ -277,7 +233,7 @@ func BenchmarkLastHistory(b *testing.B) {
 		}}
 	}
 	highest := func(name, pid string) side {
-		return side{name, func(ctx context.Context) error {
+		return side{Name: name, Op: func(ctx context.Context) error {
 			if h, err := j.HighestSequenceNr(ctx, pid); err != nil || h == 0 {
 				return fmt.Errorf("HighestSequenceNr(%q) = %d, %v", pid, h, err)
 			}
@@ -286,10 +242,10 @@ func BenchmarkLastHistory(b *testing.B) {
 	}
 	b.Run("last", func(b *testing.B) {
 		short, long := compare(b, 0, 1, last("history=1", "short"), last("history=1000000", "long"))
-		printRatio("last_1m_over_1_history", long, short, "<=1.20")
+		benchratio.Print("last_1m_over_1_history", long, short, benchratio.Goal{Max: 1.2})
 	})
 	b.Run("highest", func(b *testing.B) {
 		short, long := compare(b, 0, 1, highest("history=1", "short"), highest("history=1000000", "long"))
-		printRatio("highest_1m_over_1_history", long, short, "<=1.20")
+		benchratio.Print("highest_1m_over_1_history", long, short, benchratio.Goal{Max: 1.2})
 	})
 }

@@ -48,12 +48,14 @@
 // 1: both one probe of the primary key index from the top, however long
 // the stream (BenchmarkLastHistory).
 //
-// DeleteTo is one statement: a CTE finds the stream's highest sequence
-// nr, a data-modifying CTE deletes the events up to toSeq below it, and an
-// UPDATE marks the highest one deleted when toSeq reaches it, keeping its
-// payload. Its comment in New reasons through concurrent appends under
-// READ COMMITTED; in short, the highest sequence nr never goes down and no
-// event above toSeq is touched.
+// DeleteTo is one statement when toSeq is below the stream's highest
+// sequence nr (pruning): a CTE finds the highest, a data-modifying CTE
+// deletes the events up to toSeq below it, and the statement returns the
+// highest. It needs DELETE and SELECT, not UPDATE. Only when toSeq reaches
+// the highest does a second statement, an UPDATE, mark that row deleted,
+// keeping its payload. The comment in New reasons through concurrent
+// appends under READ COMMITTED; in short, the highest sequence nr never
+// goes down and no event above toSeq is touched.
 //
 // # Atomicity and transactions
 //

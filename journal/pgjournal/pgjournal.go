@@ -97,15 +97,20 @@ type Journal struct {
 	copyThreshold int // events
 	copyMinBytes  int // of payload
 
-	sqlInsertOne string
-	sqlInsert    string
-	sqlReplay    string
-	sqlHighest   string
-	sqlLast      string
-	sqlDelete    string
+	sqlInsertOne   string
+	sqlInsertNext  string
+	sqlInsert      string
+	sqlReplay      string
+	sqlHighest     string
+	sqlLast        string
+	sqlDelete      string
+	sqlMarkDeleted string
 }
 
-var _ journal.Journal = (*Journal)(nil)
+var (
+	_ journal.Journal      = (*Journal)(nil)
+	_ journal.NextAppender = (*Journal)(nil)
+)
 
 // copyColumns are the columns Append writes, in the order of its values.
 // deleted and written_at take their defaults.
@@ -136,6 +141,12 @@ func New(db DBTX, opts ...Option) *Journal {
 
 	j.sqlInsertOne = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 VALUES ($1, $2, $3, $4, $5, $6)`
+	// AppendNext: the same row, only while no event at or above its
+	// sequence number exists (the highest row is never removed, only
+	// marked deleted, so this is HighestSequenceNr < seq). One statement.
+	j.sqlInsertNext = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+SELECT $1::text, $2::bigint, $3::bytea, $4::text, $5::text, $6::text[]
+ WHERE NOT EXISTS (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text AND sequence_nr >= $2::bigint)`
 	j.sqlInsert = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT p, s, b, m, w, g::text[]
   FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) AS e(p, s, b, m, w, g)`
@@ -151,15 +162,18 @@ SELECT p, s, b, m, w, g::text[]
  LIMIT 1`
 	j.sqlHighest = `SELECT coalesce(max(sequence_nr), 0) FROM ` + t + ` WHERE persistence_id = $1`
 
-	// One statement, so one snapshot for all three parts: the CTEs and the
-	// UPDATE see the same rows, and the DELETE and the UPDATE touch
-	// disjoint rows (below the highest, and the highest).
+	// DeleteTo is one statement that needs only DELETE (and SELECT): it
+	// removes the rows up to $2 below the highest and returns the highest
+	// it saw. Only when $2 reaches that highest row does a second statement
+	// mark it deleted, so a service that prunes (as the offset store does,
+	// always below its newest snapshot) needs no UPDATE grant and one round
+	// trip.
 	//
 	// Under READ COMMITTED with concurrent writers:
-	//   - An event appended by a transaction that commits after this
+	//   - An event appended by a transaction that commits after the
 	//     statement's snapshot is invisible to it: it is neither deleted nor
 	//     taken as the highest. If it is above the highest we saw, the row
-	//     we mark deleted is no longer the highest; it stays hidden from
+	//     we then mark deleted is no longer the highest; it stays hidden from
 	//     Replay and Last, HighestSequenceNr is the new event, and the next
 	//     DeleteTo removes the marked row. Nothing is lost and the highest
 	//     never goes down. If it is below to (a gap filled late), it
@@ -171,6 +185,8 @@ SELECT p, s, b, m, w, g::text[]
 	//     the row locks of the first, then re-checks its WHERE on the rows
 	//     left (EvalPlanQual): a row already deleted is skipped, a row
 	//     already marked fails NOT deleted and is not written again.
+	//   - If marking fails after the delete, DeleteTo returns the error and
+	//     a retry finishes the job: both steps are idempotent.
 	j.sqlDelete = `WITH highest AS (
     SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1
 ), below AS (
@@ -178,10 +194,9 @@ SELECT p, s, b, m, w, g::text[]
      WHERE persistence_id = $1 AND sequence_nr <= $2
        AND sequence_nr < (SELECT nr FROM highest)
 )
-UPDATE ` + t + ` SET deleted = true
- WHERE persistence_id = $1 AND sequence_nr <= $2
-   AND sequence_nr = (SELECT nr FROM highest)
-   AND NOT deleted`
+SELECT nr FROM highest`
+	j.sqlMarkDeleted = `UPDATE ` + t + ` SET deleted = true
+ WHERE persistence_id = $1 AND sequence_nr = $2 AND NOT deleted`
 	return j
 }
 
@@ -220,6 +235,32 @@ func (j *Journal) Append(ctx context.Context, events ...journal.Event) error {
 	}
 	if err != nil {
 		return j.interpretError(ctx, "append", err, events)
+	}
+	return nil
+}
+
+// AppendNext implements journal.NextAppender: one INSERT … SELECT … WHERE
+// NOT EXISTS, so the check and the write are one statement and one round
+// trip. Two writers racing with different sequence numbers can both pass
+// the check when neither sees the other's uncommitted row; the one with the
+// lower number is then refused at its next AppendNext.
+func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
+	if err := journal.ValidateEvent(ev); err != nil {
+		return err
+	}
+	if j.err != nil {
+		return j.err
+	}
+	tags := ev.Tags
+	if tags == nil {
+		tags = []string{} // nil would be NULL
+	}
+	tag, err := j.db.Exec(ctx, j.sqlInsertNext, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+	if err != nil {
+		return j.interpretError(ctx, "append", err, []journal.Event{ev})
+	}
+	if tag.RowsAffected() == 0 {
+		return &journal.ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
 	}
 	return nil
 }
@@ -438,7 +479,14 @@ func (j *Journal) DeleteTo(ctx context.Context, persistenceID string, toSeq uint
 	if to == 0 {
 		return ctx.Err() // no event has a sequence nr of 0
 	}
-	if _, err := j.db.Exec(ctx, j.sqlDelete, persistenceID, int64(to)); err != nil {
+	var highest *int64
+	if err := j.db.QueryRow(ctx, j.sqlDelete, persistenceID, int64(to)).Scan(&highest); err != nil {
+		return j.interpretError(ctx, "delete", err, nil)
+	}
+	if highest == nil || *highest > int64(to) {
+		return nil
+	}
+	if _, err := j.db.Exec(ctx, j.sqlMarkDeleted, persistenceID, *highest); err != nil {
 		return j.interpretError(ctx, "delete", err, nil)
 	}
 	return nil
