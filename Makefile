@@ -64,3 +64,7 @@ migrate-up: ## apply the migrations to DATABASE_URL with the migrate CLI
 
 migrate-down: ## roll every migration back on DATABASE_URL with the migrate CLI
 	$(MIGRATE_CLI) -path migrations -database '$(migrate_url)' down -all
+
+.PHONY: demo
+demo: ## relay killed mid-way and restarted, nothing lost: the CLI demo on a throwaway container ($OFFSETSTORE_TEST_IMAGE)
+	$(GO) run ./cmd/offsetstore demo

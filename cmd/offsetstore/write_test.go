@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/store"
+)
+
+// offsets reads the outbox's offsets through the store, as a relay would.
+func (f *fixture) offsets(t *testing.T, outbox string) (map[string]uint64, uint64) {
+	t.Helper()
+	s, err := store.Open(context.Background(), pgjournal.New(f.db.Pool), outbox)
+	if err != nil {
+		t.Fatalf("open %q: %v", outbox, err)
+	}
+	m, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s.SequenceNr()
+}
+
+var fixtureOffsets = fixtureSnapshots[len(fixtureSnapshots)-1].offsets
+
+func TestDryRunWritesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	file := filepath.Join(t.TempDir(), "offsets.json")
+	if err := os.WriteFile(file, []byte(`{"order-1": 2, "order-9": 4}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"rewind_dry", []string{"rewind", "orders", "order-1=5", "order-9=3", "order-2=3"}},
+		{"forget_dry", []string{"forget", "orders", "order-2", "key with space", "absent"}},
+		{"import_dry", []string{"import", "orders", file, "--replace"}},
+		{"rewind_nochange", []string{"rewind", "orders", "order-2=3"}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			before := f.rows(t)
+			r := runCLI(t, f.args(tc.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			golden(t, tc.golden, strings.ReplaceAll(r.stdout, file, "FILE"))
+			if after := f.rows(t); after != before {
+				t.Fatalf("a dry run wrote: %d rows before, %d after", before, after)
+			}
+			if tc.golden == "forget_dry" && !strings.Contains(r.stderr, `note: key absent is not in outbox "orders"`) {
+				t.Errorf("no note on the absent key: %q", r.stderr)
+			}
+		})
+	}
+	if m, seq := f.offsets(t, "orders"); seq != 5 || !maps.Equal(m, fixtureOffsets) {
+		t.Fatalf("offsets changed: seq %d, %v", seq, m)
+	}
+}
+
+func TestApply(t *testing.T) {
+	t.Parallel()
+	t.Run("rewind", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		out := mustRun(t, f.args("rewind", "orders", "order-1=5", "order-9=3", "--apply")...)
+		if !strings.Contains(out, "wrote snapshot 6 as writer offsetstore-cli-") {
+			t.Fatalf("output:\n%s", out)
+		}
+		want := maps.Clone(fixtureOffsets)
+		want["order-1"], want["order-9"] = 5, 3
+		if m, seq := f.offsets(t, "orders"); seq != 6 || !maps.Equal(m, want) {
+			t.Fatalf("seq %d, offsets %v; want 6, %v", seq, m, want)
+		}
+		history := mustRun(t, f.args("history", "orders")...)
+		if !strings.Contains(history, "offsetstore-cli-") {
+			t.Fatalf("the CLI is not the writer:\n%s", history)
+		}
+	})
+	t.Run("forget", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		mustRun(t, f.args("forget", "orders", "order-2", "key with space", "--apply")...)
+		want := maps.Clone(fixtureOffsets)
+		delete(want, "order-2")
+		delete(want, "key with space")
+		if m, seq := f.offsets(t, "orders"); seq != 6 || !maps.Equal(m, want) {
+			t.Fatalf("seq %d, offsets %v; want 6, %v", seq, m, want)
+		}
+	})
+	t.Run("nothing to change", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		before := f.rows(t)
+		out := mustRun(t, f.args("rewind", "orders", "order-2=3", "--apply")...)
+		if !strings.Contains(out, "no change; nothing to write") || f.rows(t) != before {
+			t.Fatalf("output:\n%s", out)
+		}
+	})
+	t.Run("create", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		runCLI(t, f.args("rewind", "new-outbox", "a=1", "--apply")...).
+			wantFailure(t, exitFailure, `outbox "new-outbox" not found: no snapshot under persistence id "outbox::new-outbox::offsets" in table "journal"; pass --create`)
+		runCLI(t, f.args("forget", "new-outbox", "a", "--apply")...).wantFailure(t, exitFailure, `outbox "new-outbox" not found`)
+		out := mustRun(t, f.args("rewind", "new-outbox", "a=1", "--apply", "--create")...)
+		if !strings.Contains(out, `outbox "new-outbox" at no snapshot yet (0 keys)`) || !strings.Contains(out, "wrote snapshot 1") {
+			t.Fatalf("output:\n%s", out)
+		}
+		if m, seq := f.offsets(t, "new-outbox"); seq != 1 || !maps.Equal(m, map[string]uint64{"a": 1}) {
+			t.Fatalf("seq %d, offsets %v", seq, m)
+		}
+	})
+}
+
+func TestIfSeq(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	before := f.rows(t)
+	for _, args := range [][]string{
+		{"rewind", "orders", "order-1=1", "--apply", "--if-seq", "4"},
+		{"forget", "orders", "order-1", "--apply", "--if-seq", "4"},
+		{"rewind", "orders", "order-1=1", "--if-seq", "6"}, // a dry run checks too
+	} {
+		r := runCLI(t, f.args(args...)...)
+		r.wantFailure(t, exitConflict, `outbox "orders" is at snapshot 5, not `)
+		if !strings.Contains(r.stderr, "it moved since it was read; nothing written") {
+			t.Errorf("stderr: %s", r.stderr)
+		}
+	}
+	if after := f.rows(t); after != before {
+		t.Fatalf("a refused write wrote: %d rows before, %d after", before, after)
+	}
+	out := mustRun(t, f.args("rewind", "orders", "order-1=1", "--apply", "--if-seq", "5")...)
+	if !strings.Contains(out, "wrote snapshot 6") {
+		t.Fatalf("output:\n%s", out)
+	}
+	// The same command again: the outbox is at 6 now.
+	runCLI(t, f.args("rewind", "orders", "order-1=2", "--apply", "--if-seq", "5")...).
+		wantFailure(t, exitConflict, "at snapshot 6, not 5")
+}
+
+// TestFencesRunningRelay: an applied change fences a relay that has the
+// outbox open; reopening loads the change.
+func TestFencesRunningRelay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	relay, err := store.Open(ctx, pgjournal.New(f.db.Pool), "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, f.args("rewind", "orders", "order-1=2", "--apply")...)
+	if err := relay.Save(ctx, map[string]uint64{"order-1": 18}); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("the relay's save after the CLI's write = %v, want ErrFenced", err)
+	}
+	if m, _ := f.offsets(t, "orders"); m["order-1"] != 2 {
+		t.Fatalf("order-1 = %d after reopening, want the CLI's 2", m["order-1"])
+	}
+}
+
+func TestExportImportRoundTrip(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "orders.json")
+	exported := mustRun(t, f.args("export", "orders")...)
+	if err := os.WriteFile(file, []byte(exported), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Move the outbox away from the export, then restore it exactly.
+	mustRun(t, f.args("rewind", "orders", "order-1=1", "order-8=8", "--apply")...)
+	mustRun(t, f.args("forget", "orders", "order-3", "--apply")...)
+	r := runCLI(t, f.args("import", "orders", file, "--replace", "--apply", "--if-seq", "7")...)
+	if r.code != 0 {
+		t.Fatalf("import: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "wrote snapshot 8 and 9") {
+		t.Fatalf("import output:\n%s", r.stdout)
+	}
+	if m, seq := f.offsets(t, "orders"); seq != 9 || !maps.Equal(m, fixtureOffsets) {
+		t.Fatalf("after import: seq %d, offsets %v; want %v", seq, m, fixtureOffsets)
+	}
+
+	// Into another outbox, from stdin.
+	r = cli{stdin: exported}.run(t, f.args("import", "copy", "-", "--create", "--apply")...)
+	if r.code != 0 {
+		t.Fatalf("import -: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, `note: - was exported from outbox "orders"; importing into "copy"`) {
+		t.Errorf("no note on the other outbox: %q", r.stderr)
+	}
+	var copied snapshotDoc
+	got := mustRun(t, f.args("export", "copy")...)
+	if err := decodeJSON(got, &copied); err != nil || !maps.Equal(copied.Offsets, fixtureOffsets) || copied.Seq != 1 {
+		t.Fatalf("export of the copy (%v):\n%s", err, got)
+	}
+
+	// A bare object sets only its keys.
+	r = cli{stdin: `{"order-2": 1, "new": 7}`}.run(t, f.args("import", "orders", "-", "--apply")...)
+	if r.code != 0 {
+		t.Fatalf("import bare: exit %d: %s", r.code, r.stderr)
+	}
+	want := maps.Clone(fixtureOffsets)
+	want["order-2"], want["new"] = 1, 7
+	if m, _ := f.offsets(t, "orders"); !maps.Equal(m, want) {
+		t.Fatalf("after the bare import: %v, want %v", m, want)
+	}
+}
+
+func TestImportBadInput(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	before := f.rows(t)
+	for _, tc := range []struct{ name, in, want string }{
+		{"invalid UTF-8", "{\"a\xff\": 1}", "-: not valid UTF-8 (first bad byte at offset 3)"},
+		{"lone surrogate", `{"a\ud800": 1}`, `a \u escape in it is not valid UTF-16`},
+		{"duplicate", `{"a": 1, "a": 2}`, `duplicate name "a"`},
+		{"duplicate in document", `{"offsets": {"a": 1, "a": 2}}`, `field offsets: duplicate name "a"`},
+		{"fraction", `{"a": 1.5}`, `offset of key "a": want a whole number from 0 to 9223372036854775807, got 1.5`},
+		{"negative", `{"a": -1}`, "got -1"},
+		{"exponent", `{"a": 1e3}`, "got 1e3"},
+		{"string", `{"a": "1"}`, `got "1"`},
+		{"too large", `{"a": 9223372036854775808}`, "got 9223372036854775808"},
+		{"empty key", `{"": 1}`, `invalid key "": it is empty`},
+		{"NUL key", `{"a\u0000": 1}`, "NUL"},
+		{"array", `[1]`, `want a JSON object, got "["`},
+		{"trailing", `{"a": 1} {}`, `unexpected "{" after the object`},
+		{"truncated", `{"a": 1`, "unexpected end of input"},
+		{"empty", ``, "unexpected end of input"},
+		{"syntax", `{"a" 1}`, "invalid JSON at offset"},
+		{"unknown field", `{"offsets": {"a": 1}, "offset": 2}`, `unknown field "offset"`},
+		{"bad seq", `{"offsets": {}, "seq": "x"}`, "field seq: want a whole number"},
+		{"bad outbox", `{"offsets": {}, "outbox": 5}`, "field outbox: want a string, got 5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := cli{stdin: tc.in}.run(t, f.args("import", "orders", "-", "--apply")...)
+			r.wantFailure(t, exitUsage, tc.want)
+		})
+	}
+	t.Cleanup(func() {
+		if after := f.rows(t); after != before {
+			t.Errorf("bad input wrote: %d rows before, %d after", before, after)
+		}
+	})
+}
+
+func TestParseOffsetsFile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in     string
+		want   map[string]uint64
+		outbox string
+	}{
+		{`{}`, map[string]uint64{}, ""},
+		{` {"a": 0, "b": 9223372036854775807} `, map[string]uint64{"a": 0, "b": 1<<63 - 1}, ""},
+		{`{"offsets": 5}`, map[string]uint64{"offsets": 5}, ""}, // a bare object with a key named offsets
+		{`{"outbox": "o", "seq": 3, "offsets": {"k": 1}}`, map[string]uint64{"k": 1}, "o"},
+		{`{"k\ufffd": 1}`, map[string]uint64{"k\uFFFD": 1}, ""}, // a real U+FFFD is a valid key
+		{"{\"k\uFFFD\": 1}", map[string]uint64{"k\uFFFD": 1}, ""},
+		{`{"\ud83d\ude00": 1}`, map[string]uint64{"😀": 1}, ""},
+	} {
+		f, err := parseOffsetsFile([]byte(tc.in))
+		if err != nil || !maps.Equal(f.offsets, tc.want) || f.outbox != tc.outbox {
+			t.Errorf("parseOffsetsFile(%s) = %+v, %v; want %v", tc.in, f, err, tc.want)
+		}
+	}
+}
+
+// TestFencedWhileWriting makes another writer win the next snapshot
+// between the CLI's open and its write, as the journal reports it: a
+// unique violation on insert (raised here by a trigger for the CLI's
+// rows only).
+func TestFencedWhileWriting(t *testing.T) {
+	t.Parallel()
+	raceOn := func(t *testing.T, f *fixture, seq int) {
+		t.Helper()
+		if _, err := f.db.Pool.Exec(context.Background(), `
+CREATE FUNCTION race() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.writer_uuid LIKE 'offsetstore-cli-%' AND NEW.sequence_nr = `+u64(uint64(seq))+` THEN
+    RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "journal_pkey"';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER race BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION race();`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("nothing written", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		raceOn(t, f, 6)
+		before := f.rows(t)
+		r := runCLI(t, f.args("rewind", "orders", "order-1=1", "--apply", "--if-seq", "5")...)
+		r.wantFailure(t, exitConflict, "fenced")
+		if !strings.Contains(r.stderr, "another writer wrote snapshot 6 first; nothing written") {
+			t.Errorf("stderr: %s", r.stderr)
+		}
+		if f.rows(t) != before {
+			t.Fatal("a fenced write wrote")
+		}
+	})
+	t.Run("partially applied", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		raceOn(t, f, 7)
+		r := cli{stdin: `{"order-1": 1}`}.run(t, f.args("import", "orders", "-", "--replace", "--apply")...)
+		r.wantFailure(t, exitConflict, "partially applied: snapshot 6 is written, but forgetting keys failed")
+		if !strings.Contains(r.stderr, "run the command again to finish") {
+			t.Errorf("stderr: %s", r.stderr)
+		}
+	})
+}
