@@ -65,6 +65,12 @@ migrate-up: ## apply the migrations to DATABASE_URL with the migrate CLI
 migrate-down: ## roll every migration back on DATABASE_URL with the migrate CLI
 	$(MIGRATE_CLI) -path migrations -database '$(migrate_url)' down -all
 
-.PHONY: demo
+.PHONY: reliability demo
+reliability: ## long reliability run (200 kill cycles, 60 s of load …); figures in reliability-figures.txt
+	rm -f reliability-figures.txt
+	OFFSETSTORE_CRASH_CYCLES=200 OFFSETSTORE_LOAD_DURATION=60s OFFSETSTORE_SPLIT_DURATION=20s \
+	OFFSETSTORE_RESET_DURATION=20s OFFSETSTORE_DROP_ROUNDS=200 OFFSETSTORE_FIGURES_FILE=$(CURDIR)/reliability-figures.txt \
+	$(GO) test -p 1 -count=1 -v -timeout 60m ./internal/reliability/...
+
 demo: ## relay killed mid-way and restarted, nothing lost: the CLI demo on a throwaway container ($OFFSETSTORE_TEST_IMAGE)
 	$(GO) run ./cmd/offsetstore demo

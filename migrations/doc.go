@@ -22,5 +22,6 @@
 //
 // Both record their progress in MigrationsTable, so either can take over from
 // the other. Migrations run as the table's owner; the service itself needs
-// only SELECT, INSERT, UPDATE and DELETE on the journal.
+// only SELECT, INSERT and DELETE on the journal (UPDATE too for a DeleteTo
+// that reaches a stream's highest event, which the offset store never does).
 package migrations
