@@ -329,6 +329,39 @@ func (s *Store) Forget(ctx context.Context, keys ...string) error {
 	})
 }
 
+// Replace makes offsets the whole of the stored offsets in one snapshot:
+// keys it names are set, lower values included, and keys it lacks are
+// dropped. It is the operator's restore (an import of exported offsets),
+// atomic where Rewind followed by Forget would write two snapshots.
+// Durable and fenced like Save.
+func (s *Store) Replace(ctx context.Context, offsets map[string]uint64) error {
+	if err := validateKeys(maps.Keys(offsets)); err != nil {
+		return fmt.Errorf("store: replace %q: %w", s.outbox, err)
+	}
+	return s.change(ctx, "replace", func(cur map[string]uint64) *delta {
+		var d *delta
+		for k, v := range offsets {
+			if old, ok := cur[k]; ok && old == v {
+				continue
+			}
+			if d == nil {
+				d = &delta{set: make(map[string]uint64, len(offsets))}
+			}
+			d.set[k] = v
+		}
+		for k := range cur {
+			if _, ok := offsets[k]; ok {
+				continue
+			}
+			if d == nil {
+				d = &delta{}
+			}
+			d.del = append(d.del, k)
+		}
+		return d
+	})
+}
+
 // change asks build for the change to the current offsets and writes the
 // result. build returns nil when nothing changes; it must not modify cur. It may run twice: again on the adopted
 // offsets when an earlier write of this store turns out to have committed.

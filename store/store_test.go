@@ -204,6 +204,29 @@ func runSuite(t *testing.T, newJournal newJournalFunc) {
 		wantOffsets(t, load(t, s2), map[string]uint64{"a": 3, "c": 30, "d": 4})
 	})
 
+	t.Run("Replace", func(t *testing.T) {
+		t.Parallel()
+		j := newJournal(t)
+		ctx := context.Background()
+		s := open(t, j, "replace")
+		save(t, s, map[string]uint64{"a": 10, "b": 20, "c": 30})
+		want := map[string]uint64{"a": 1, "c": 30, "d": 4}
+		if err := s.Replace(ctx, want); err != nil {
+			t.Fatalf("Replace: %v", err)
+		}
+		if s.SequenceNr() != 2 {
+			t.Fatalf("Replace wrote up to snapshot %d, want one snapshot (2)", s.SequenceNr())
+		}
+		if err := s.Replace(ctx, want); err != nil || s.SequenceNr() != 2 {
+			t.Fatalf("same Replace again: %v, seq %d; want nothing written", err, s.SequenceNr())
+		}
+		wantOffsets(t, load(t, open(t, j, "replace")), want)
+		checkCanonical(t, j, s.PersistenceID())
+		if err := s.Replace(ctx, map[string]uint64{"bad\xff": 1}); !errors.Is(err, store.ErrInvalidKey) {
+			t.Fatalf("Replace with an invalid key = %v, want ErrInvalidKey", err)
+		}
+	})
+
 	t.Run("SecondWriterIsFenced", func(t *testing.T) {
 		t.Parallel()
 		j := newJournal(t)
@@ -225,6 +248,7 @@ func runSuite(t *testing.T, newJournal newJournalFunc) {
 			func() error { return b.Save(ctx, map[string]uint64{"y": 2}) },
 			func() error { return b.Rewind(ctx, map[string]uint64{"x": 0}) },
 			func() error { return b.Forget(ctx, "x") },
+			func() error { return b.Replace(ctx, map[string]uint64{}) },
 		} {
 			if err := op(); !errors.Is(err, store.ErrFenced) {
 				t.Fatalf("call %d on fenced store = %v, want ErrFenced", i, err)

@@ -27,7 +27,7 @@
 //
 // rewind, forget and import are dry runs unless --apply is given: they
 // print the change as a diff of offsets and write nothing. With --apply
-// they write one new snapshot through store.Rewind and store.Forget, as a
+// they write one new snapshot through store.Replace, as a
 // writer of its own, so a relay running on the outbox is fenced
 // (store.ErrFenced) at its next save and must reopen the outbox, which
 // loads the operator's change. --if-seq S refuses, writing nothing, unless

@@ -66,9 +66,8 @@ func (c change) resolve(before map[string]uint64) (after map[string]uint64, drop
 }
 
 // writeChange opens the outbox as a writer of its own, prints the change
-// as a diff of offsets and, with --apply, writes it: store.Rewind for the
-// keys set, then store.Forget for the keys dropped, each one fenced
-// snapshot. --if-seq is checked right after the open, and the write at
+// as a diff of offsets and, with --apply, writes it as one fenced snapshot
+// (store.Replace with the offsets after the change). --if-seq is checked right after the open, and the write at
 // seq+1 is refused by the journal's primary key if another writer takes
 // it first.
 func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags, outbox string, ch change) error {
@@ -101,7 +100,7 @@ func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags
 			fmt.Fprintf(a.stderr, "note: key %s is not in outbox %q; nothing to forget\n", displayKey(k), outbox)
 		}
 	}
-	after, drop := ch.resolve(before)
+	after, _ := ch.resolve(before)
 	if err := writeDiff(a.stdout, outbox, seq, before, after); err != nil {
 		return err
 	}
@@ -114,45 +113,15 @@ func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags
 		return err
 	}
 
-	var written []string
-	step := func(what string, write func() error) error {
-		err := write()
-		if err == nil {
-			if n := s.SequenceNr(); n != seq && !slices.Contains(written, u64(n)) {
-				written = append(written, u64(n))
-			}
-			return nil
-		}
-		fenced := errors.Is(err, store.ErrFenced)
-		switch {
-		case len(written) > 0:
-			err = fmt.Errorf("partially applied: snapshot %s is written, but %s failed: %w; run the command again to finish", written[0], what, err)
-		case fenced:
-			err = fmt.Errorf("another writer wrote snapshot %d first; nothing written: %w", seq+1, err)
-		}
-		if fenced {
-			return &exitError{code: exitConflict, err: err}
+	// One snapshot, whatever the change: store.Replace with the offsets
+	// shown as "after".
+	if err := s.Replace(ctx, after); err != nil {
+		if errors.Is(err, store.ErrFenced) {
+			return &exitError{code: exitConflict, err: fmt.Errorf("another writer wrote snapshot %d first; nothing written: %w", seq+1, err)}
 		}
 		return err
 	}
-	set := make(map[string]uint64)
-	for k, v := range ch.set {
-		if old, ok := before[k]; !ok || old != v {
-			set[k] = v
-		}
-	}
-	drop = slices.DeleteFunc(drop, func(k string) bool { _, ok := before[k]; return !ok })
-	if len(set) > 0 {
-		if err := step("setting offsets", func() error { return s.Rewind(ctx, set) }); err != nil {
-			return err
-		}
-	}
-	if len(drop) > 0 {
-		if err := step("forgetting keys", func() error { return s.Forget(ctx, drop...) }); err != nil {
-			return err
-		}
-	}
-	_, err = fmt.Fprintf(a.stdout, "wrote snapshot %s as writer %s\n", strings.Join(written, " and "), s.WriterID())
+	_, err = fmt.Fprintf(a.stdout, "wrote snapshot %d as writer %s\n", s.SequenceNr(), s.WriterID())
 	return err
 }
 
@@ -304,8 +273,8 @@ func newImportCmd(a *app) *cobra.Command {
 export and show --json print, or a bare object {"key": offset, ...}. Each key
 of the file is set to its offset, lower ones included (store.Rewind). Keys of
 the outbox that are not in the file keep their offsets, unless --replace is
-given: then they are dropped (store.Forget), so that the outbox ends up with
-exactly the file's offsets.
+given: then they are dropped, so that the outbox ends up with exactly the
+file's offsets. Either way the change is one snapshot (store.Replace).
 
 The file is read strictly: valid UTF-8, one object, no duplicate names, no
 unknown fields in a document, offsets whole numbers from 0 to 2^63-1. The
