@@ -77,15 +77,31 @@ func run(ctx context.Context, op, databaseURL string, fn func(*migrate.Migrate) 
 	// Stop between migrations once ctx is done; golang-migrate has no
 	// context of its own.
 	stop := context.AfterFunc(ctx, func() { m.GracefulStop <- true })
-	defer stop()
-
-	if err := fn(m); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+	err = fn(m)
+	stopped := !stop() // the graceful stop was requested
+	if err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrations: %s on %s: %w", op, describe(cfg), err)
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("migrations: %s on %s: %w", op, describe(cfg), err)
+	if stopped {
+		if v, _, verr := m.Version(); verr == nil && op == "up" && v == lastVersion() {
+			return nil // everything was applied before the stop took effect
+		}
+		return fmt.Errorf("migrations: %s on %s: stopped: %w", op, describe(cfg), context.Cause(ctx))
 	}
 	return nil
+}
+
+// lastVersion is the highest migration version in FS.
+func lastVersion() uint {
+	var last uint
+	entries, _ := FS.ReadDir(".")
+	for _, e := range entries {
+		var v uint
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil && v > last {
+			last = v
+		}
+	}
+	return last
 }
 
 func newMigrate(db *sql.DB) (*migrate.Migrate, error) {

@@ -53,10 +53,11 @@ type Store struct {
 	// outcome is unknown (the reply was lost): any one of them may be the
 	// row found there later. Digests, not payloads, so that a long outage
 	// of failing saves costs little memory.
-	doubt    map[[sha256.Size]byte]struct{}
-	doubtSeq uint64
-	pruned   uint64 // snapshots up to here are known pruned
-	saves    int    // writes since the last prune
+	doubt      map[[sha256.Size]byte]struct{}
+	doubtSeq   uint64
+	pruned     uint64 // snapshots up to here are known pruned
+	saves      int    // writes since the last prune or prune attempt
+	pruneFirst bool   // the first write after Open prunes what was left
 	// enc is the current snapshot as this store encoded it, with the
 	// position of every value, so that a change of existing keys' values
 	// (the common save) patches a copy instead of encoding again. nil until
@@ -166,7 +167,9 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 	}
 	cfg := config{keep: DefaultRetention, pruneEvery: DefaultPruneInterval, logger: discard}
 	for _, opt := range opts {
-		opt(&cfg)
+		if opt != nil {
+			opt(&cfg)
+		}
 	}
 	if cfg.writer == "" {
 		cfg.writer = newUUID()
@@ -183,6 +186,8 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 		pid:    PersistenceID(outbox),
 		cfg:    cfg,
 		sem:    make(chan struct{}, 1),
+
+		pruneFirst: true,
 	}
 	ev, ok, err := j.Last(ctx, s.pid)
 	if err != nil {
@@ -562,8 +567,9 @@ func (s *Store) fencedErr() *FencedError {
 
 // maybePrune deletes snapshots older than the newest keep, once every
 // pruneEvery writes, and at the first write after Open. A failure is
-// logged, counted and retried at the next write: the save itself is
-// already durable.
+// logged, counted and retried after another pruneEvery writes: the save
+// itself is already durable, and a prune that keeps failing (a missing
+// grant) must not add a round trip to every save.
 func (s *Store) maybePrune(ctx context.Context) {
 	s.mu.RLock()
 	seq := s.seq
@@ -572,10 +578,12 @@ func (s *Store) maybePrune(ctx context.Context) {
 		return
 	}
 	to := seq - uint64(s.cfg.keep)
-	if to <= s.pruned || (s.pruned > 0 && s.saves < s.cfg.pruneEvery) {
+	if to <= s.pruned || (!s.pruneFirst && s.saves < s.cfg.pruneEvery) {
 		return
 	}
+	s.pruneFirst = false
 	if err := s.j.DeleteTo(ctx, s.pid, to); err != nil {
+		s.saves = 0 // retried after another interval, not at every save
 		s.mu.Lock()
 		s.stats.PruneErrors++
 		s.mu.Unlock()

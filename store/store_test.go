@@ -636,6 +636,24 @@ func runSuite(t *testing.T, newJournal newJournalFunc) {
 		}
 	})
 
+	t.Run("FailingPruneIsAmortised", func(t *testing.T) {
+		t.Parallel()
+		fj := &faultJournal{Journal: newJournal(t)}
+		const failures, saves, every = 1000, 100, 16
+		fj.failDelete.Store(failures) // say, a role without DELETE
+		s := open(t, fj, "noprune", store.WithRetention(2), store.WithPruneInterval(every))
+		for i := range saves {
+			save(t, s, map[string]uint64{"a": uint64(i + 1)})
+		}
+		calls := failures - int(fj.failDelete.Load())
+		if max := saves/every + 2; calls > max || calls == 0 {
+			t.Fatalf("%d DeleteTo calls in %d saves with interval %d, want 1..%d", calls, saves, every, max)
+		}
+		if st := s.Stats(); st.PruneErrors != int64(calls) || st.Writes != saves {
+			t.Fatalf("stats = %+v after %d failed prunes", st, calls)
+		}
+	})
+
 	t.Run("JournalErrorFailsOpen", func(t *testing.T) {
 		t.Parallel()
 		fj := &faultJournal{Journal: newJournal(t)}

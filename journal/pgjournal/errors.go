@@ -17,7 +17,8 @@ import (
 // errors. op names the method for the message; events is the batch of an
 // Append, nil otherwise.
 //
-//   - A unique violation on the journal table during Append is a
+//   - A unique violation on the journal table (or one of its partitions,
+//     recognised by the key columns in the detail) during Append is a
 //     *journal.ConflictError (matching journal.ErrSequenceConflict) naming
 //     the duplicate event, with the *pgconn.PgError as its Err.
 //   - When ctx is done, the error matches ctx.Err() with errors.Is, even
@@ -27,7 +28,7 @@ import (
 func (j *Journal) interpretError(ctx context.Context, op string, err error, events []journal.Event) error {
 	var pgErr *pgconn.PgError
 	if events != nil && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation &&
-		(pgErr.TableName == "" || pgErr.TableName == j.table) {
+		(pgErr.TableName == "" || pgErr.TableName == j.table || strings.Contains(pgErr.Detail, keyColumns)) {
 		pid, seq := locateConflict(pgErr.Detail, events)
 		return &journal.ConflictError{PersistenceID: pid, SequenceNr: seq, Err: pgErr}
 	}

@@ -121,7 +121,9 @@ var copyColumns = []string{"persistence_id", "sequence_nr", "payload", "manifest
 func New(db DBTX, opts ...Option) *Journal {
 	c := config{table: DefaultTable}
 	for _, opt := range opts {
-		opt(&c)
+		if opt != nil {
+			opt(&c)
+		}
 	}
 	if c.table == "" {
 		c.table = DefaultTable

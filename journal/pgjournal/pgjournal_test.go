@@ -730,3 +730,22 @@ func TestReplayForeignTags(t *testing.T) {
 		t.Fatalf("Replay(q) yielded %d elements, want 1 error", n)
 	}
 }
+
+// TestConformancePartitioned runs the suite on a journal hash-partitioned
+// on persistence_id, the layout planned for very large journals: a
+// duplicate is reported by a partition, and must still be a conflict.
+func TestConformancePartitioned(t *testing.T) {
+	t.Parallel()
+	journaltest.Run(t, func(t *testing.T) journal.Journal {
+		db := testdb.New(t)
+		ctx := context.Background()
+		if _, err := db.Pool.Exec(ctx, `
+			CREATE TABLE pj (LIKE journal INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+			                 PRIMARY KEY (persistence_id, sequence_nr)) PARTITION BY HASH (persistence_id);
+			CREATE TABLE pj_0 PARTITION OF pj FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+			CREATE TABLE pj_1 PARTITION OF pj FOR VALUES WITH (MODULUS 2, REMAINDER 1);`); err != nil {
+			t.Fatalf("create partitioned journal: %v", err)
+		}
+		return pgjournal.New(db.Pool, pgjournal.WithTable("", "pj"))
+	})
+}

@@ -66,6 +66,9 @@ func (s *rowScanner) scan(rows pgx.Rows, pid string) (journal.Event, error) {
 	if string(s.writer) != s.lastWriter {
 		s.lastWriter = string(s.writer)
 	}
+	if len(s.tags) == 0 {
+		s.tags = nil // as the in-memory journal: no tags is nil
+	}
 	ev := journal.Event{
 		PersistenceID: pid,
 		SequenceNr:    uint64(s.seq),
