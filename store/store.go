@@ -99,6 +99,22 @@ func (d *delta) apply(m map[string]uint64) {
 	}
 }
 
+// setDelta returns the delta that sets each key of offsets that cur lacks,
+// or whose stored value moves as moves says; nil when there is none.
+func setDelta(cur, offsets map[string]uint64, moves func(old, v uint64) bool) *delta {
+	var d *delta
+	for k, v := range offsets {
+		if old, ok := cur[k]; ok && !moves(old, v) {
+			continue
+		}
+		if d == nil {
+			d = &delta{set: make(map[string]uint64, len(offsets))}
+		}
+		d.set[k] = v
+	}
+	return d
+}
+
 // encoded is a snapshot payload with its keys in sorted order and the
 // byte position of each key's value.
 type encoded struct {
@@ -268,17 +284,7 @@ func (s *Store) Save(ctx context.Context, offsets map[string]uint64) error {
 		return fmt.Errorf("store: save %q: %w", s.outbox, err)
 	}
 	return s.change(ctx, "save", func(cur map[string]uint64) *delta {
-		var d *delta
-		for k, v := range offsets {
-			if old, ok := cur[k]; ok && old >= v {
-				continue
-			}
-			if d == nil {
-				d = &delta{set: make(map[string]uint64, len(offsets))}
-			}
-			d.set[k] = v
-		}
-		return d
+		return setDelta(cur, offsets, func(old, v uint64) bool { return v > old })
 	})
 }
 
@@ -290,17 +296,7 @@ func (s *Store) Rewind(ctx context.Context, offsets map[string]uint64) error {
 		return fmt.Errorf("store: rewind %q: %w", s.outbox, err)
 	}
 	return s.change(ctx, "rewind", func(cur map[string]uint64) *delta {
-		var d *delta
-		for k, v := range offsets {
-			if old, ok := cur[k]; ok && old == v {
-				continue
-			}
-			if d == nil {
-				d = &delta{set: make(map[string]uint64, len(offsets))}
-			}
-			d.set[k] = v
-		}
-		return d
+		return setDelta(cur, offsets, func(old, v uint64) bool { return v != old })
 	})
 }
 
@@ -344,16 +340,7 @@ func (s *Store) Replace(ctx context.Context, offsets map[string]uint64) error {
 		return fmt.Errorf("store: replace %q: %w", s.outbox, err)
 	}
 	return s.change(ctx, "replace", func(cur map[string]uint64) *delta {
-		var d *delta
-		for k, v := range offsets {
-			if old, ok := cur[k]; ok && old == v {
-				continue
-			}
-			if d == nil {
-				d = &delta{set: make(map[string]uint64, len(offsets))}
-			}
-			d.set[k] = v
-		}
+		d := setDelta(cur, offsets, func(old, v uint64) bool { return v != old })
 		for k := range cur {
 			if _, ok := offsets[k]; ok {
 				continue
