@@ -3,8 +3,6 @@ package store
 import (
 	"fmt"
 	"log/slog"
-	"strings"
-	"unicode/utf8"
 )
 
 const (
@@ -13,6 +11,8 @@ const (
 	// DefaultPruneInterval is how many saves pass between two prunes by
 	// default.
 	DefaultPruneInterval = 16
+
+	maxWriterLen = 256
 )
 
 // Option configures Open.
@@ -54,8 +54,8 @@ func (c *config) validate() error {
 	if c.pruneEvery < 1 {
 		return fmt.Errorf("%w: prune interval %d is below 1", ErrInvalidOption, c.pruneEvery)
 	}
-	if c.writer == "" || !utf8.ValidString(c.writer) || strings.IndexByte(c.writer, 0) >= 0 || len(c.writer) > 256 {
-		return fmt.Errorf("%w: writer id %s must be 1..256 bytes of UTF-8 without NUL", ErrInvalidOption, quoteShort(c.writer))
+	if reason := textProblem(c.writer, maxWriterLen); reason != "" {
+		return fmt.Errorf("%w: writer id %s %s", ErrInvalidOption, quoteShort(c.writer), reason)
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ func PersistenceID(outbox string) string { return "outbox::" + outbox + "::offse
 // are serialised.
 type Store struct {
 	j      journal.Journal
+	next   journal.NextAppender // j, when it can append conditionally; else nil
 	outbox string
 	pid    string
 	cfg    config
@@ -196,8 +197,10 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	next, _ := j.(journal.NextAppender)
 	s := &Store{
 		j:      j,
+		next:   next,
 		outbox: outbox,
 		pid:    PersistenceID(outbox),
 		cfg:    cfg,
@@ -304,13 +307,7 @@ func (s *Store) Rewind(ctx context.Context, offsets map[string]uint64) error {
 // from the start again if they reappear. Keys not present are ignored.
 // Durable and fenced like Save.
 func (s *Store) Forget(ctx context.Context, keys ...string) error {
-	if err := validateKeys(func(yield func(string) bool) {
-		for _, k := range keys {
-			if !yield(k) {
-				return
-			}
-		}
-	}); err != nil {
+	if err := validateKeys(slices.Values(keys)); err != nil {
 		return fmt.Errorf("store: forget %q: %w", s.outbox, err)
 	}
 	return s.change(ctx, "forget", func(cur map[string]uint64) *delta {
@@ -355,8 +352,9 @@ func (s *Store) Replace(ctx context.Context, offsets map[string]uint64) error {
 }
 
 // change asks build for the change to the current offsets and writes the
-// result. build returns nil when nothing changes; it must not modify cur. It may run twice: again on the adopted
-// offsets when an earlier write of this store turns out to have committed.
+// result. build returns nil when nothing changes; it must not modify cur.
+// It may run twice: again on the adopted offsets when an earlier write of
+// this store turns out to have committed.
 func (s *Store) change(ctx context.Context, op string, build func(cur map[string]uint64) *delta) error {
 	select {
 	case s.sem <- struct{}{}:
@@ -424,8 +422,8 @@ func (s *Store) write(ctx context.Context, op string, seq uint64, d *delta) (ret
 	// With AppendNext, a stale writer is refused even where the snapshot it
 	// would overwrite was already pruned; plain Append sees only rows that
 	// still exist.
-	if na, ok := s.j.(journal.NextAppender); ok {
-		err = na.AppendNext(ctx, ev)
+	if s.next != nil {
+		err = s.next.AppendNext(ctx, ev)
 	} else {
 		err = s.j.Append(ctx, ev)
 	}
@@ -479,10 +477,9 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, confli
 			}
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
 				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
-			s.adopt(seq, m)
+			s.advance(seq, nil, true, func() { s.offsets = m })
 			return true, nil
 		}
-
 	}
 	f := &FencedError{Outbox: s.outbox, SequenceNr: seq}
 	if ok {
@@ -520,25 +517,21 @@ func (s *Store) addDoubt(seq uint64, payload []byte) {
 // Past it, a later write may report ErrFenced for a row of its own.
 const maxDoubt = 1 << 16
 
-// adopt makes m, found committed at seq, the current offsets.
-func (s *Store) adopt(seq uint64, m map[string]uint64) {
-	s.doubt = nil
-	s.saves++
-	s.enc = nil // encoded anew at the next write
-	s.mu.Lock()
-	s.offsets, s.seq = m, seq
-	s.stats.Writes++
-	s.stats.Adopted++
-	s.mu.Unlock()
+// commit records w as durable.
+func (s *Store) commit(w *write, adopted bool) {
+	s.advance(w.seq, w.enc, adopted, func() { w.d.apply(s.offsets) })
 }
 
-func (s *Store) commit(w *write, adopted bool) {
+// advance records the snapshot at seq as durable: enc is its encoding (nil
+// to encode anew at the next write), update brings s.offsets to it and runs
+// under mu.
+func (s *Store) advance(seq uint64, enc *encoded, adopted bool, update func()) {
 	s.doubt = nil
 	s.saves++
-	s.enc = w.enc
+	s.enc = enc
 	s.mu.Lock()
-	w.d.apply(s.offsets)
-	s.seq = w.seq
+	update()
+	s.seq = seq
 	s.stats.Writes++
 	if adopted {
 		s.stats.Adopted++
@@ -574,7 +567,7 @@ func (s *Store) maybePrune(ctx context.Context) {
 		s.mu.Lock()
 		s.stats.PruneErrors++
 		s.mu.Unlock()
-		s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: pruning old snapshots failed; retried at the next save",
+		s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: pruning old snapshots failed; retried after the next prune interval",
 			slog.String("outbox", s.outbox), slog.Uint64("to", to), slog.String("error", err.Error()))
 		return
 	}
