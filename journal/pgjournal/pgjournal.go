@@ -253,11 +253,7 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if j.err != nil {
 		return j.err
 	}
-	tags := ev.Tags
-	if tags == nil {
-		tags = []string{} // nil would be NULL
-	}
-	tag, err := j.db.Exec(ctx, j.sqlInsertNext, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+	tag, err := j.insertOne(ctx, j.sqlInsertNext, &ev)
 	if err != nil {
 		return j.interpretError(ctx, "append", err, []journal.Event{ev})
 	}
@@ -285,14 +281,19 @@ func (j *Journal) useCopy(events []journal.Event) bool {
 	return false
 }
 
+// insertOne runs sql, a single-row insert whose parameters are the
+// columns of copyColumns in order, for ev.
+func (j *Journal) insertOne(ctx context.Context, sql string, ev *journal.Event) (pgconn.CommandTag, error) {
+	tags := ev.Tags
+	if tags == nil {
+		tags = []string{} // nil would be NULL
+	}
+	return j.db.Exec(ctx, sql, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+}
+
 func (j *Journal) insertEvents(ctx context.Context, events []journal.Event) error {
 	if len(events) == 1 {
-		ev := &events[0]
-		tags := ev.Tags
-		if tags == nil {
-			tags = []string{} // nil would be NULL
-		}
-		_, err := j.db.Exec(ctx, j.sqlInsertOne, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+		_, err := j.insertOne(ctx, j.sqlInsertOne, &events[0])
 		return err
 	}
 	n := len(events)
