@@ -46,6 +46,21 @@ func (s *snapshot) doc() snapshotDoc {
 	}
 }
 
+// openSnapshot connects and reads the newest snapshot of outbox. The caller
+// closes the connection; on error it is already closed.
+func (a *app) openSnapshot(ctx context.Context, jf *journalFlags, outbox string) (*conn, *snapshot, error) {
+	c, err := a.open(ctx, jf)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := readSnapshot(ctx, c, outbox)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, s, nil
+}
+
 // readSnapshot reads the newest snapshot of outbox in one round trip
 // (journal Last).
 func readSnapshot(ctx context.Context, c *conn, outbox string) (*snapshot, error) {
@@ -160,15 +175,11 @@ With --json it prints the document export prints: {"outbox", "persistence_id",
 			if limit < 0 {
 				return usageErrorf("--limit %d: want 0 (all) or more", limit)
 			}
-			c, err := a.open(ctx, &jf)
+			c, s, err := a.openSnapshot(ctx, &jf, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			s, err := readSnapshot(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
 			if asJSON {
 				return writeJSON(a.stdout, s.doc())
 			}
@@ -199,15 +210,11 @@ Keys are sorted; offsets are exact 64-bit integers.`,
 			if err := checkOutbox(args[0]); err != nil {
 				return err
 			}
-			c, err := a.open(ctx, &jf)
+			c, s, err := a.openSnapshot(ctx, &jf, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			s, err := readSnapshot(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
 			return writeJSON(a.stdout, s.doc())
 		}),
 	}
@@ -373,15 +380,11 @@ The summary counts every key, also with --top.`,
 			if top < 0 {
 				return usageErrorf("--top %d: want 0 (all) or more", top)
 			}
-			c, err := a.open(ctx, &jf)
+			c, s, err := a.openSnapshot(ctx, &jf, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			s, err := readSnapshot(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
 			keys := slices.Sorted(maps.Keys(s.offsets))
 			highest, err := highestOf(ctx, c, keys)
 			if err != nil {
