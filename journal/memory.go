@@ -41,6 +41,7 @@ type memStream struct {
 var (
 	_ Journal      = (*Memory)(nil)
 	_ NextAppender = (*Memory)(nil)
+	_ HeadReader   = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory journal.
@@ -256,6 +257,31 @@ func (m *Memory) Last(ctx context.Context, persistenceID string) (Event, bool, e
 		}
 	}
 	return Event{}, false, nil
+}
+
+// Head implements HeadReader: the newest live event and the highest
+// sequence number under one lock.
+func (m *Memory) Head(ctx context.Context, persistenceID string) (Head, error) {
+	if err := ValidatePersistenceID(persistenceID); err != nil {
+		return Head{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Head{}, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := m.streams[persistenceID]
+	if s == nil || len(s.events) == 0 {
+		return Head{}, nil
+	}
+	h := Head{Highest: s.events[len(s.events)-1].SequenceNr}
+	for i := len(s.events) - 1; i >= 0; i-- {
+		if !s.events[i].Deleted {
+			h.Last, h.HasLast = copyEvent(s.events[i]), true
+			break
+		}
+	}
+	return h, nil
 }
 
 // search returns the index of the first event with SequenceNr >= seq and

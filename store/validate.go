@@ -1,0 +1,56 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// ValidateName reports whether name can name an outbox: it must be
+// non-empty valid UTF-8 without NUL bytes and at most MaxNameLen bytes
+// long. The error matches ErrInvalidName. Open runs the same check.
+func ValidateName(name string) error {
+	if reason := textProblem(name, MaxNameLen); reason != "" {
+		return &invalidError{kind: ErrInvalidName, what: "outbox name", value: name, reason: reason}
+	}
+	return nil
+}
+
+// ValidateKey reports whether key can be an offset key: it must be
+// non-empty valid UTF-8 without NUL bytes and at most MaxKeyLen bytes
+// long. The error matches ErrInvalidKey. Save, Rewind, Forget and Replace
+// run the same check on keys the store does not hold yet.
+func ValidateKey(key string) error {
+	if reason := textProblem(key, MaxKeyLen); reason != "" {
+		return &invalidError{kind: ErrInvalidKey, what: "key", value: key, reason: reason}
+	}
+	return nil
+}
+
+func validateName(name string) error { return ValidateName(name) }
+
+func validateKeys(keys func(func(string) bool)) error {
+	for k := range keys {
+		if err := ValidateKey(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// textProblem says what is wrong with s as a name or key, or "" when
+// nothing is. The length is checked first, so that a huge input is refused
+// before it is scanned.
+func textProblem(s string, maxLen int) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case len(s) > maxLen:
+		return fmt.Sprintf("is %d bytes long, over the limit of %d", len(s), maxLen)
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	}
+	return ""
+}
