@@ -59,3 +59,35 @@ func (e *InvalidArgumentError) Error() string {
 
 // Is reports whether target is ErrInvalidArgument.
 func (e *InvalidArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+
+// ErrRolledBack is matched by the error of a write that the backend rolled
+// back whole, so that nothing of it was written: for PostgreSQL, a
+// serialization failure (SQLSTATE 40001, as the loser of a race under
+// SERIALIZABLE gets instead of a unique violation) or a deadlock (40P01).
+// The write may be retried; a writer that fences through sequence numbers
+// reads the row at the sequence number it tried, as after a conflict, to
+// learn whether a peer's write caused it.
+var ErrRolledBack = errors.New("journal: write rolled back")
+
+// RolledBackError is the error behind ErrRolledBack.
+type RolledBackError struct {
+	// PersistenceID and SequenceNr name the event of a single-event write
+	// (zero otherwise).
+	PersistenceID string
+	SequenceNr    uint64
+	// Err is the backend's own error.
+	Err error
+}
+
+func (e *RolledBackError) Error() string {
+	if e.PersistenceID == "" {
+		return fmt.Sprintf("journal: write rolled back, nothing written: %v", e.Err)
+	}
+	return fmt.Sprintf("journal: write of persistence id %q, sequence nr %d rolled back, nothing written: %v", e.PersistenceID, e.SequenceNr, e.Err)
+}
+
+// Is reports whether target is ErrRolledBack.
+func (e *RolledBackError) Is(target error) bool { return target == ErrRolledBack }
+
+// Unwrap returns the backend's error.
+func (e *RolledBackError) Unwrap() error { return e.Err }
