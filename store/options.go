@@ -23,6 +23,7 @@ type config struct {
 	pruneEvery int
 	writer     string
 	logger     *slog.Logger
+	noPrune    bool
 }
 
 // WithRetention keeps the newest keep snapshots of the outbox and prunes
@@ -35,6 +36,13 @@ func WithRetention(keep int) Option { return func(c *config) { c.keep = keep } }
 // retention + n snapshot rows. n must be at least 1. Defaults to
 // DefaultPruneInterval (16).
 func WithPruneInterval(n int) Option { return func(c *config) { c.pruneEvery = n } }
+
+// WithoutPruning makes the store never prune old snapshots, whatever
+// WithRetention and WithPruneInterval say. It is for operator tools (the
+// CLI uses it) that write one snapshot into an outbox a relay owns and must
+// not cut the history that the relay's own retention keeps; the relay
+// prunes at its next write as usual. Defaults to pruning.
+func WithoutPruning() Option { return func(c *config) { c.noPrune = true } }
 
 // WithWriterID sets the writer id stamped on every snapshot this store
 // writes. It must be unique per store instance: fencing and lost-ack

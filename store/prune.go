@@ -11,6 +11,9 @@ import (
 // itself is already durable, and a prune that keeps failing (a missing
 // grant) must not add a round trip to every save.
 func (s *Store) maybePrune(ctx context.Context) {
+	if s.cfg.noPrune {
+		return
+	}
 	s.mu.RLock()
 	seq := s.seq
 	s.mu.RUnlock()
