@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"unicode/utf8"
@@ -10,11 +11,23 @@ import (
 // column is a signed 64-bit integer.
 const MaxSequenceNr = math.MaxInt64
 
+// MaxPersistenceIDLen bounds a persistence id in bytes. PostgreSQL keeps
+// the primary key (persistence_id, sequence_nr) in a B-tree, whose entries
+// cannot exceed about a third of a page (2 704 bytes with 8 KiB pages); a
+// longer id would fail on the server with "index row size exceeds maximum"
+// after the round trip. The offset store's keys (source persistence ids)
+// have the same bound.
+const MaxPersistenceIDLen = 2048
+
 // ValidatePersistenceID checks that pid is non-empty valid UTF-8 without
-// NUL bytes. The error matches ErrInvalidArgument.
+// NUL bytes and at most MaxPersistenceIDLen bytes long. The error matches
+// ErrInvalidArgument.
 func ValidatePersistenceID(pid string) error {
 	if pid == "" {
 		return &InvalidArgumentError{Field: "persistence id", Reason: "is empty"}
+	}
+	if len(pid) > MaxPersistenceIDLen {
+		return &InvalidArgumentError{Field: "persistence id", Reason: fmt.Sprintf("is %d bytes long, over the limit of %d (MaxPersistenceIDLen)", len(pid), MaxPersistenceIDLen)}
 	}
 	return validateText("persistence id", pid)
 }

@@ -47,6 +47,12 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 			RunAppendNext(t, newJournal)
 		})
 	}
+	if _, ok := newJournal(t).(journal.HeadReader); ok {
+		t.Run("Head", func(t *testing.T) {
+			t.Parallel()
+			RunHead(t, newJournal)
+		})
+	}
 }
 
 // Collect drains seq and returns its events, stopping at the first error.

@@ -17,25 +17,55 @@ import (
 // errors. op names the method for the message; events is the batch of an
 // Append, nil otherwise.
 //
-//   - A unique violation on the journal table (or one of its partitions,
-//     recognised by the key columns in the detail) during Append is a
-//     *journal.ConflictError (matching journal.ErrSequenceConflict) naming
-//     the duplicate event, with the *pgconn.PgError as its Err.
+//   - A unique violation of the (persistence_id, sequence_nr) key during
+//     Append is a *journal.ConflictError (matching
+//     journal.ErrSequenceConflict) naming the duplicate event, with the
+//     *pgconn.PgError as its Err. The key is recognised by the column list
+//     in the error's detail, which PostgreSQL never translates, so the
+//     table's own primary key, its partitions' and any unique index on
+//     exactly those columns count; when the detail is missing (a role
+//     without SELECT on the table does not get it), by a constraint name
+//     ending in _pkey. A unique violation of any other index is not a
+//     conflict: it is a plain error naming the constraint.
+//   - A serialization failure (40001, what the loser of a race gets under
+//     SERIALIZABLE instead of a unique violation) or a deadlock (40P01)
+//     during Append is a *journal.RolledBackError (matching
+//     journal.ErrRolledBack): the statement wrote nothing.
 //   - When ctx is done, the error matches ctx.Err() with errors.Is, even
 //     when the driver reported it otherwise (a broken connection, or the
 //     server's "canceling statement due to user request").
 //   - Anything else is wrapped as "pgjournal: <op>: <err>".
 func (j *Journal) interpretError(ctx context.Context, op string, err error, events []journal.Event) error {
 	var pgErr *pgconn.PgError
-	if events != nil && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation &&
-		(pgErr.TableName == "" || pgErr.TableName == j.table || strings.Contains(pgErr.Detail, keyColumns)) {
-		pid, seq := locateConflict(pgErr.Detail, events)
-		return &journal.ConflictError{PersistenceID: pid, SequenceNr: seq, Err: pgErr}
+	if events != nil && errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case pgerrcode.UniqueViolation:
+			if isSequenceKey(pgErr) {
+				pid, seq := locateConflict(pgErr.Detail, events)
+				return &journal.ConflictError{PersistenceID: pid, SequenceNr: seq, Err: pgErr}
+			}
+			return fmt.Errorf("pgjournal: %s: unique violation of constraint %q, which is not the (persistence_id, sequence_nr) key: %w", op, pgErr.ConstraintName, err)
+		case pgerrcode.SerializationFailure, pgerrcode.DeadlockDetected:
+			rb := &journal.RolledBackError{Err: pgErr}
+			if len(events) == 1 {
+				rb.PersistenceID, rb.SequenceNr = events[0].PersistenceID, events[0].SequenceNr
+			}
+			return rb
+		}
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		return fmt.Errorf("pgjournal: %s: %w (%w)", op, ctxErr, err)
 	}
 	return fmt.Errorf("pgjournal: %s: %w", op, err)
+}
+
+// isSequenceKey reports whether a unique violation is one of the
+// (persistence_id, sequence_nr) key.
+func isSequenceKey(e *pgconn.PgError) bool {
+	if e.Detail != "" {
+		return strings.Contains(e.Detail, keyColumns)
+	}
+	return strings.HasSuffix(e.ConstraintName, "_pkey")
 }
 
 // keyColumns is how PostgreSQL names the primary key in the detail of a

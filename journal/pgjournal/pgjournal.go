@@ -5,7 +5,10 @@ import (
 	"errors"
 	"iter"
 	"math"
+	"reflect"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -98,11 +101,13 @@ type Journal struct {
 	copyMinBytes  int // of payload
 
 	sqlInsertOne   string
+	sqlLockStream  string
 	sqlInsertNext  string
 	sqlInsert      string
 	sqlReplay      string
 	sqlHighest     string
 	sqlLast        string
+	sqlHead        string
 	sqlDelete      string
 	sqlMarkDeleted string
 }
@@ -110,6 +115,7 @@ type Journal struct {
 var (
 	_ journal.Journal      = (*Journal)(nil)
 	_ journal.NextAppender = (*Journal)(nil)
+	_ journal.HeadReader   = (*Journal)(nil)
 )
 
 // copyColumns are the columns Append writes, in the order of its values.
@@ -129,9 +135,9 @@ func New(db DBTX, opts ...Option) *Journal {
 		c.table = DefaultTable
 	}
 	j := &Journal{db: db, table: c.table, copyThreshold: defaultCopyThreshold, copyMinBytes: defaultCopyMinBytes}
-	if err := checkIdentifier("schema name", c.schema); err != nil {
-		j.err = err
-	} else if err := checkIdentifier("table name", c.table); err != nil {
+	if isNil(db) {
+		j.err = &journal.InvalidArgumentError{Field: "database handle", Reason: "is nil (pass a *pgxpool.Pool, *pgx.Conn or pgx.Tx)"}
+	} else if err := ValidateTable(c.schema, c.table); err != nil {
 		j.err = err
 	}
 	if c.schema == "" {
@@ -145,7 +151,9 @@ func New(db DBTX, opts ...Option) *Journal {
 VALUES ($1, $2, $3, $4, $5, $6)`
 	// AppendNext: the same row, only while no event at or above its
 	// sequence number exists (the highest row is never removed, only
-	// marked deleted, so this is HighestSequenceNr < seq). One statement.
+	// marked deleted, so this is HighestSequenceNr < seq). Sent in one
+	// round trip after sqlLockStream, in the same implicit transaction.
+	j.sqlLockStream = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))`
 	j.sqlInsertNext = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT $1::text, $2::bigint, $3::bytea, $4::text, $5::text, $6::text[]
  WHERE NOT EXISTS (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text AND sequence_nr >= $2::bigint)`
@@ -162,6 +170,16 @@ SELECT p, s, b, m, w, g::text[]
  WHERE persistence_id = $1 AND NOT deleted
  ORDER BY sequence_nr DESC
  LIMIT 1`
+	// Head: the highest sequence number and the newest live row in one
+	// statement, so one snapshot: always exactly one row, the live columns
+	// NULL when there is no live row.
+	j.sqlHead = `SELECT h.nr, l.sequence_nr, l.payload, l.manifest, l.writer_uuid, l.tags, l.written_at
+  FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1) AS h
+  LEFT JOIN LATERAL (
+       SELECT ` + columns + ` FROM ` + t + `
+        WHERE persistence_id = $1 AND NOT deleted
+        ORDER BY sequence_nr DESC
+        LIMIT 1) AS l ON true`
 	j.sqlHighest = `SELECT coalesce(max(sequence_nr), 0) FROM ` + t + ` WHERE persistence_id = $1`
 
 	// DeleteTo is one statement that needs only DELETE (and SELECT): it
@@ -200,6 +218,28 @@ SELECT nr FROM highest`
 	j.sqlMarkDeleted = `UPDATE ` + t + ` SET deleted = true
  WHERE persistence_id = $1 AND sequence_nr = $2 AND NOT deleted`
 	return j
+}
+
+// ValidateTable reports whether schema and table can name the journal's
+// table as WithTable takes them: neither may contain a NUL byte, be invalid
+// UTF-8 or be longer than 63 bytes (PostgreSQL would truncate it). An empty
+// schema (the search_path) and an empty table (DefaultTable) are valid.
+// The error matches journal.ErrInvalidArgument. New runs the same check.
+func ValidateTable(schema, table string) error {
+	if err := checkIdentifier("schema name", schema); err != nil {
+		return err
+	}
+	return checkIdentifier("table name", table)
+}
+
+// isNil reports whether db is nil, or an interface holding a nil pointer
+// (a *pgxpool.Pool never set).
+func isNil(db DBTX) bool {
+	if db == nil {
+		return true
+	}
+	v := reflect.ValueOf(db)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // checkIdentifier rejects what PostgreSQL cannot hold as the identifier
@@ -241,11 +281,20 @@ func (j *Journal) Append(ctx context.Context, events ...journal.Event) error {
 	return nil
 }
 
-// AppendNext implements journal.NextAppender: one INSERT … SELECT … WHERE
-// NOT EXISTS, so the check and the write are one statement and one round
-// trip. Two writers racing with different sequence numbers can both pass
-// the check when neither sees the other's uncommitted row; the one with the
-// lower number is then refused at its next AppendNext.
+// AppendNext implements journal.NextAppender. The check and the insert
+// are one INSERT … SELECT … WHERE NOT EXISTS, sent in the same round trip
+// and the same implicit transaction as pg_advisory_xact_lock on the
+// persistence id (see streamLockClass), when the handle can send a batch
+// (*pgxpool.Pool, *pgx.Conn and pgx.Tx can).
+//
+// The lock is what makes the step atomic. A statement reads the table as
+// of its start; without the lock, a writer whose insert stalls (a slow
+// trigger, a descheduled backend) could miss rows that another writer
+// committed at and above its sequence number and then pruned below the
+// highest, and insert under them. With it, writers of one stream run their
+// check one after another, each after the previous one committed, so a
+// stale writer always sees the newer rows and is refused. Inside a
+// caller's transaction the lock is held until that transaction ends.
 func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if err := journal.ValidateEvent(ev); err != nil {
 		return err
@@ -253,7 +302,7 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if j.err != nil {
 		return j.err
 	}
-	tag, err := j.insertOne(ctx, j.sqlInsertNext, &ev)
+	tag, err := j.insertNext(ctx, &ev)
 	if err != nil {
 		return j.interpretError(ctx, "append", err, []journal.Event{ev})
 	}
@@ -261,6 +310,46 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 		return &journal.ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
 	}
 	return nil
+}
+
+// streamLockClass is the first key of the transaction-level advisory lock
+// AppendNext takes on a stream: pg_advisory_xact_lock(streamLockClass,
+// hashtext(persistence_id)). The two-key form has a key space of its own,
+// apart from the one-bigint form, so it cannot meet a lock taken with one
+// key. Two streams whose ids hash alike share a lock, which only makes
+// their appends take turns. The value spells "ofst".
+const streamLockClass = 0x6f667374
+
+// batcher is what AppendNext needs to send the lock and the insert in one
+// round trip.
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (pgconn.CommandTag, error) {
+	b, ok := j.db.(batcher)
+	if !ok {
+		// A handle of the caller's own that cannot batch: the single
+		// statement, without the lock.
+		return j.insertOne(ctx, j.sqlInsertNext, ev)
+	}
+	tags := ev.Tags
+	if tags == nil {
+		tags = []string{} // nil would be NULL
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(j.sqlLockStream, ev.PersistenceID)
+	batch.Queue(j.sqlInsertNext, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+	br := b.SendBatch(ctx, batch)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close() // the first error is the one to report
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
 }
 
 // useCopy reports whether Append sends events with COPY (see
@@ -469,6 +558,40 @@ func (j *Journal) Last(ctx context.Context, persistenceID string) (journal.Event
 	ev.SequenceNr = uint64(seq)
 	ev.Payload = nonNil(ev.Payload)
 	return ev, true, nil
+}
+
+// Head implements journal.HeadReader in one statement: the highest
+// sequence number and the newest live row, read from one snapshot.
+func (j *Journal) Head(ctx context.Context, persistenceID string) (journal.Head, error) {
+	if err := j.check(persistenceID); err != nil {
+		return journal.Head{}, err
+	}
+	var (
+		highest *int64
+		seq     *int64
+		ev      = journal.Event{PersistenceID: persistenceID}
+		man     *string
+		writer  *string
+		tags    []string
+		at      *time.Time
+	)
+	err := j.db.QueryRow(ctx, j.sqlHead, persistenceID).
+		Scan(&highest, &seq, &ev.Payload, &man, &writer, &tags, &at)
+	if err != nil {
+		return journal.Head{}, j.interpretError(ctx, "head", err, nil)
+	}
+	var h journal.Head
+	if highest != nil {
+		h.Highest = uint64(*highest)
+	}
+	if seq != nil {
+		ev.SequenceNr = uint64(*seq)
+		ev.Payload = nonNil(ev.Payload)
+		ev.Manifest, ev.WriterUUID, ev.Tags = *man, *writer, tags
+		ev.WrittenAt = *at
+		h.Last, h.HasLast = ev, true
+	}
+	return h, nil
 }
 
 // DeleteTo implements journal.Journal in one statement: it deletes the
