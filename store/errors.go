@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrFenced is matched (with errors.Is) by the error of every Save, Rewind
@@ -39,18 +40,32 @@ var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 type FencedError struct {
 	// Outbox is the outbox name.
 	Outbox string
-	// SequenceNr is the sequence number this store tried to write.
+	// SequenceNr is the sequence number of the newer snapshot found: the
+	// one this store tried to write, or, when that one was already
+	// pruned, the newest live one.
 	SequenceNr uint64
-	// Writer is the writer uuid found on that row, if it could be read.
+	// Writer is the writer id on that snapshot. It is empty only when no
+	// newer row could be read at all.
 	Writer string
 }
 
+// ByOperator reports whether the newer snapshot was written by an
+// operator's tool (a writer id made by OperatorWriterID, such as the
+// offsetstore CLI's) rather than by another relay.
+func (e *FencedError) ByOperator() bool { return IsOperatorWriter(e.Writer) }
+
 func (e *FencedError) Error() string {
-	who := "another writer"
-	if e.Writer != "" {
-		who = fmt.Sprintf("writer %q", e.Writer)
+	switch {
+	case e.Writer == "":
+		return fmt.Sprintf("store: outbox %q fenced: snapshot %d was written by another writer; "+
+			"stop publishing, and reopen the outbox only once this relay holds its leadership", e.Outbox, e.SequenceNr)
+	case e.ByOperator():
+		return fmt.Sprintf("store: outbox %q fenced: snapshot %d was written by an operator (writer %q); "+
+			"reopen the outbox to load the operator's change and continue from it", e.Outbox, e.SequenceNr, e.Writer)
 	}
-	return fmt.Sprintf("store: outbox %q fenced: snapshot %d was written by %s; reopen the outbox to continue", e.Outbox, e.SequenceNr, who)
+	return fmt.Sprintf("store: outbox %q fenced: snapshot %d was written by another relay (writer %q); "+
+		"stop publishing: that relay owns the outbox now. Run one relay per outbox (package leader) "+
+		"and reopen only after taking the leadership", e.Outbox, e.SequenceNr, e.Writer)
 }
 
 // Is reports whether target is ErrFenced.
@@ -89,6 +104,12 @@ type invalidError struct {
 
 func (e *invalidError) Error() string {
 	return fmt.Sprintf("%v: %s %s %s", e.kind, e.what, quoteShort(e.value), e.reason)
+}
+
+// bare is the message without the kind's package prefix, for wrapping by
+// a message that has one.
+func (e *invalidError) bare() string {
+	return fmt.Sprintf("%s: %s %s %s", strings.TrimPrefix(e.kind.Error(), "store: "), e.what, quoteShort(e.value), e.reason)
 }
 
 func (e *invalidError) Is(target error) bool { return target == e.kind }

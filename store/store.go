@@ -18,7 +18,7 @@ const (
 	MaxNameLen = 1000
 	// MaxKeyLen bounds an offset key in bytes. Keys are persistence ids of
 	// the source journal, which cannot be longer than an index entry either.
-	MaxKeyLen = 2048
+	MaxKeyLen = journal.MaxPersistenceIDLen
 
 	// Tag is the tag on every snapshot row.
 	Tag = codec.Manifest
@@ -52,18 +52,19 @@ type Store struct {
 	pruned     uint64 // snapshots up to here are known pruned
 	saves      int    // writes since the last prune or prune attempt
 	pruneFirst bool   // the first write after Open prunes what was left
-	// enc is the current snapshot as this store encoded it, with the
-	// position of every value, so that a change of existing keys' values
-	// (the common save) patches a copy instead of encoding again. nil until
-	// the first write.
-	enc *encoded
 
 	// mu guards what readers see; only writers holding sem change it.
-	mu      sync.RWMutex
-	offsets map[string]uint64 // as durably written at seq
-	seq     uint64            // the newest snapshot's sequence number, 0 for none
-	fenced  *FencedError
-	stats   Stats
+	mu sync.RWMutex
+	// snap is the store's only copy of the offsets: the snapshot as
+	// durably written at seq, encoded and indexed by key. Readers read it
+	// under mu; a writer holding sem builds its next snapshot as an edit
+	// of it (which only reads it) and commits the edit under mu once the
+	// write is durable, so memory is never ahead of the journal.
+	snap *codec.Snapshot
+	seq  uint64 // the newest snapshot's sequence number, 0 for none
+
+	fenced *FencedError
+	stats  Stats
 }
 
 // Stats counts what a store did since Open.
@@ -83,7 +84,7 @@ type Stats struct {
 // it never falls back to empty offsets.
 func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option) (*Store, error) {
 	if j == nil {
-		return nil, fmt.Errorf("%w: journal is nil", ErrInvalidOption)
+		return nil, fmt.Errorf("store: open %q: %w", outbox, &journal.InvalidArgumentError{Field: "journal", Reason: "is nil"})
 	}
 	if err := validateName(outbox); err != nil {
 		return nil, err
