@@ -140,9 +140,18 @@ func TestOtherUniqueIndexIsNotAConflict(t *testing.T) {
 // A writer whose AppendNext stalls after its statement began must not land
 // a row under rows that another writer committed and pruned meanwhile: the
 // per-stream lock makes the second writer wait, so exactly one of them
-// wins the sequence number.
+// wins the sequence number, whatever the default isolation level.
 func TestAppendNextStalledWriter(t *testing.T) {
 	t.Parallel()
+	for _, iso := range []string{"read committed", "repeatable read", "serializable"} {
+		t.Run(strings.ReplaceAll(iso, " ", "-"), func(t *testing.T) {
+			t.Parallel()
+			testStalledWriter(t, iso)
+		})
+	}
+}
+
+func testStalledWriter(t *testing.T, isolation string) {
 	db := testdb.New(t)
 	ctx := t.Context()
 	if _, err := db.Pool.Exec(ctx, `
@@ -154,7 +163,9 @@ END $$;
 CREATE TRIGGER stall BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION stall();`); err != nil {
 		t.Fatal(err)
 	}
-	j := pgjournal.New(db.Pool)
+	j := pgjournal.New(db.NewPool(t, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = isolation
+	}))
 	const pid = "outbox::stall::offsets"
 	staleErr := make(chan error, 1)
 	go func() {
@@ -185,10 +196,11 @@ CREATE TRIGGER stall BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION stal
 	if stale != nil && winnerErr != nil {
 		t.Fatalf("both writers failed: stale %v, winner %v", stale, winnerErr)
 	}
-	// Whoever lost was told so with a conflict.
+	// Whoever lost was told so: a conflict, or (SERIALIZABLE) a rollback
+	// that wrote nothing.
 	for who, err := range map[string]error{"stale": stale, "winner": winnerErr} {
-		if err != nil && !errors.Is(err, journal.ErrSequenceConflict) {
-			t.Fatalf("%s: %v, want ErrSequenceConflict", who, err)
+		if err != nil && !errors.Is(err, journal.ErrSequenceConflict) && !errors.Is(err, journal.ErrRolledBack) {
+			t.Fatalf("%s: %v, want ErrSequenceConflict or ErrRolledBack", who, err)
 		}
 	}
 }
