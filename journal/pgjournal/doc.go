@@ -9,7 +9,8 @@
 //
 // # Statements and round trips
 //
-// Every method is one statement and one round trip. In pgx's default
+// Every method is one round trip, and one statement apart from AppendNext
+// (below). In pgx's default
 // QueryExecModeCacheStatement, each connection prepares a statement (and
 // describes the table for COPY) the first time it sees it, one more round
 // trip then, and reuses it after; in the other modes pgx describes the
@@ -57,6 +58,33 @@
 // appends under READ COMMITTED; in short, the highest sequence nr never
 // goes down and no event above toSeq is touched.
 //
+// Head (journal.HeadReader) reads the highest sequence number and the
+// newest live row in one statement, so from one snapshot:
+//
+//	SELECT h.nr, l.… FROM (SELECT max(sequence_nr) AS nr FROM T WHERE persistence_id = $1) AS h
+//	  LEFT JOIN LATERAL (the Last query) AS l ON true
+//
+// The offset store opens with it: a writer that commits between two
+// separate reads cannot be half seen.
+//
+// AppendNext (journal.NextAppender) sends two statements in one round trip
+// and one implicit transaction (a pgx batch, one Sync):
+//
+//	SELECT pg_advisory_xact_lock(1868985204, hashtext($1::text))
+//	INSERT INTO T (…) SELECT $1, … WHERE NOT EXISTS
+//	    (SELECT 1 FROM T WHERE persistence_id = $1 AND sequence_nr >= $2)
+//
+// The lock (two-key form, first key "ofst"; held until the transaction
+// ends, so inside a caller's pgx.Tx until its commit) makes the writers of
+// one stream check one after another. A statement reads the table as of
+// its start: without the lock, a writer stalled in the middle of its
+// insert could miss rows another writer committed at and above its number
+// and then pruned, and land a row under them. Under READ COMMITTED and
+// REPEATABLE READ the loser gets a conflict; under SERIALIZABLE it may get
+// journal.ErrRolledBack instead (TestAppendNextStalledWriter runs all
+// three). A DBTX of the caller's own that has no SendBatch gets the INSERT
+// alone, without the lock.
+//
 // # Atomicity and transactions
 //
 // Each statement is atomic on its own, so a batch is written whole or not
@@ -82,7 +110,17 @@
 // the duplicate event and wraps the *pgconn.PgError. The event is read
 // from the error's detail, which PostgreSQL prints unquoted; the reading
 // is checked against the batch, so persistence ids containing ", " or ")"
-// are named right. Other errors are wrapped as "pgjournal: <op>: …".
+// are named right. Only the (persistence_id, sequence_nr) key counts: a
+// violation of another unique index (an ordering column, say) is a plain
+// error naming its constraint, never a conflict. A serialization failure
+// (40001) or a deadlock (40P01) on a write is a *journal.RolledBackError
+// matching journal.ErrRolledBack: nothing was written. Other errors are
+// wrapped as "pgjournal: <op>: …".
+//
+// A persistence id longer than journal.MaxPersistenceIDLen (2 048 bytes)
+// is refused before any I/O: the primary key's index cannot hold it. A nil
+// handle given to New (or a nil *pgxpool.Pool) makes every method fail
+// with journal.ErrInvalidArgument, never panic.
 //
 // An error caused by the end of the call's context matches ctx.Err() with
 // errors.Is. Note what pgx does then: it closes the connection (the pool
@@ -100,5 +138,6 @@
 // just a name. The SQL is built once, in New. New cannot return an error,
 // so a name PostgreSQL cannot hold (a NUL byte, invalid UTF-8, more than
 // 63 bytes) makes every method fail with journal.ErrInvalidArgument before
-// any I/O.
+// any I/O; ValidateTable runs the same check for callers that want the
+// error first.
 package pgjournal
