@@ -1,0 +1,169 @@
+// Package faultjournal is a journal.Journal for tests that wraps another
+// and makes chosen calls fail: an append that writes nothing, an append
+// that commits and then reports an error (a lost acknowledgement), a
+// failing replay, prune or read of the newest event.
+//
+// The wrapper forwards the optional interfaces of the journal it wraps
+// (journal.NextAppender, journal.HeadReader), so that a store on it takes
+// the path it takes on the bare journal. Plain gives the other path
+// explicitly: a journal with the journal.Journal methods only, as a
+// backend without those interfaces is.
+//
+//	fj := faultjournal.New(pgjournal.New(pool))
+//	s, _ := store.Open(ctx, fj, "orders")         // AppendNext, Head: as in production
+//	p, _ := store.Open(ctx, fj.Plain(), "orders") // plain Append, Last + HighestSequenceNr
+//	fj.FailAfterCommit.Store(1)                   // the next append commits, then fails
+package faultjournal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync/atomic"
+
+	"github.com/outboxkit/offsetstore/journal"
+)
+
+// ErrInjected is matched by every error the wrapper makes up.
+var ErrInjected = errors.New("faultjournal: injected fault")
+
+// Journal wraps a journal and injects faults. Each counter, while
+// positive, makes that many calls fail, one per call; they may be set at
+// any time, also while other goroutines call the journal.
+type Journal struct {
+	// FailBeforeCommit makes Append and AppendNext fail without writing.
+	FailBeforeCommit atomic.Int32
+	// FailAfterCommit makes Append and AppendNext write, then fail, as a
+	// connection cut after COMMIT looks to the client.
+	FailAfterCommit atomic.Int32
+	// FailReplay makes Replay yield an error and nothing else.
+	FailReplay atomic.Int32
+	// FailDeleteTo makes DeleteTo fail without deleting.
+	FailDeleteTo atomic.Int32
+	// FailLast makes Last and Head, the reads of the newest event, fail.
+	FailLast atomic.Int32
+
+	inner journal.Journal
+}
+
+var (
+	_ journal.Journal      = (*Journal)(nil)
+	_ journal.NextAppender = (*Journal)(nil)
+	_ journal.HeadReader   = (*Journal)(nil)
+)
+
+// New wraps inner. inner must implement journal.NextAppender for
+// AppendNext to work; use Plain for one that does not.
+func New(inner journal.Journal) *Journal { return &Journal{inner: inner} }
+
+// Inner returns the wrapped journal, without faults.
+func (f *Journal) Inner() journal.Journal { return f.inner }
+
+// Plain returns f with the journal.Journal methods only, faults included:
+// a store on it appends with plain Append and reads the head with Last and
+// HighestSequenceNr, as on a backend without the optional interfaces.
+func (f *Journal) Plain() journal.Journal { return plain{f} }
+
+// plain hides the optional interfaces of Journal.
+type plain struct{ f *Journal }
+
+func (p plain) Append(ctx context.Context, events ...journal.Event) error {
+	return p.f.Append(ctx, events...)
+}
+
+func (p plain) Replay(ctx context.Context, pid string, from, to, max uint64) iter.Seq2[journal.Event, error] {
+	return p.f.Replay(ctx, pid, from, to, max)
+}
+
+func (p plain) HighestSequenceNr(ctx context.Context, pid string) (uint64, error) {
+	return p.f.HighestSequenceNr(ctx, pid)
+}
+
+func (p plain) DeleteTo(ctx context.Context, pid string, to uint64) error {
+	return p.f.DeleteTo(ctx, pid, to)
+}
+
+func (p plain) Last(ctx context.Context, pid string) (journal.Event, bool, error) {
+	return p.f.Last(ctx, pid)
+}
+
+// take uses up one failure of c, if any is left.
+func take(c *atomic.Int32) bool {
+	for {
+		n := c.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// write runs an append with the append faults around it.
+func (f *Journal) write(do func() error) error {
+	if take(&f.FailBeforeCommit) {
+		return fmt.Errorf("append: connection refused: %w", ErrInjected)
+	}
+	if err := do(); err != nil {
+		return err
+	}
+	if take(&f.FailAfterCommit) {
+		return fmt.Errorf("append: connection reset after commit: %w", ErrInjected)
+	}
+	return nil
+}
+
+// Append implements journal.Journal.
+func (f *Journal) Append(ctx context.Context, events ...journal.Event) error {
+	return f.write(func() error { return f.inner.Append(ctx, events...) })
+}
+
+// AppendNext implements journal.NextAppender by the wrapped journal's
+// AppendNext. It fails, writing nothing, when the wrapped journal has none.
+func (f *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
+	na, ok := f.inner.(journal.NextAppender)
+	if !ok {
+		return fmt.Errorf("faultjournal: %T has no AppendNext: use Plain", f.inner)
+	}
+	return f.write(func() error { return na.AppendNext(ctx, ev) })
+}
+
+// Replay implements journal.Journal.
+func (f *Journal) Replay(ctx context.Context, pid string, from, to, max uint64) iter.Seq2[journal.Event, error] {
+	if take(&f.FailReplay) {
+		return func(yield func(journal.Event, error) bool) { yield(journal.Event{}, ErrInjected) }
+	}
+	return f.inner.Replay(ctx, pid, from, to, max)
+}
+
+// HighestSequenceNr implements journal.Journal.
+func (f *Journal) HighestSequenceNr(ctx context.Context, pid string) (uint64, error) {
+	return f.inner.HighestSequenceNr(ctx, pid)
+}
+
+// DeleteTo implements journal.Journal.
+func (f *Journal) DeleteTo(ctx context.Context, pid string, to uint64) error {
+	if take(&f.FailDeleteTo) {
+		return fmt.Errorf("delete: %w", ErrInjected)
+	}
+	return f.inner.DeleteTo(ctx, pid, to)
+}
+
+// Last implements journal.Journal.
+func (f *Journal) Last(ctx context.Context, pid string) (journal.Event, bool, error) {
+	if take(&f.FailLast) {
+		return journal.Event{}, false, ErrInjected
+	}
+	return f.inner.Last(ctx, pid)
+}
+
+// Head implements journal.HeadReader: by the wrapped journal's Head, or by
+// journal.ReadHead on it when it has none.
+func (f *Journal) Head(ctx context.Context, pid string) (journal.Head, error) {
+	if take(&f.FailLast) {
+		return journal.Head{}, ErrInjected
+	}
+	return journal.ReadHead(ctx, f.inner, pid)
+}
