@@ -72,5 +72,5 @@ reliability: ## long reliability run (200 kill cycles, 60 s of load …); figure
 	OFFSETSTORE_RESET_DURATION=20s OFFSETSTORE_DROP_ROUNDS=200 OFFSETSTORE_FIGURES_FILE=$(CURDIR)/reliability-figures.txt \
 	$(GO) test -p 1 -count=1 -v -timeout 60m ./internal/reliability/...
 
-demo: ## relay killed mid-way and restarted, nothing lost: the CLI demo on a throwaway container ($OFFSETSTORE_TEST_IMAGE)
-	$(GO) run ./cmd/offsetstore demo
+demo: ## relay killed mid-way and restarted, nothing lost: the demo program on a throwaway container ($OFFSETSTORE_TEST_IMAGE)
+	$(GO) run ./cmd/offsetstore-demo

@@ -1,16 +1,16 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/outboxkit/offsetstore/internal/faultjournal"
 	"github.com/outboxkit/offsetstore/internal/faultproxy"
 	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -19,30 +19,17 @@ import (
 // proxy.
 func viaProxy(t *testing.T, db *testdb.DB) (*pgxpool.Pool, *faultproxy.Proxy) {
 	t.Helper()
-	u, err := url.Parse(db.URL)
-	if err != nil {
-		t.Fatalf("parse URL: %v", err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatalf("start proxy: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
-	pool := db.NewPool(t, func(c *pgxpool.Config) {
-		c.ConnConfig.Host = "127.0.0.1"
-		c.ConnConfig.Port = p.Port()
-	})
-	return pool, p
+	return faultproxy.Pool(t, db, nil)
 }
 
 // TestLostAckOnPostgres cuts the connection right after the server
 // committed a snapshot and before the client heard of it.
 func TestLostAckOnPostgres(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 
 	t.Run("AdoptedAtOnce", func(t *testing.T) {
 		t.Parallel()
+		ctx := t.Context()
 		db := testdb.New(t)
 		pool, proxy := viaProxy(t, db)
 		writer := fmt.Sprintf("writer-%p", t)
@@ -62,35 +49,48 @@ func TestLostAckOnPostgres(t *testing.T) {
 		wantOffsets(t, load(t, open(t, pgjournal.New(db.Pool), "acked")), map[string]uint64{"a": 2})
 	})
 
-	t.Run("AdoptedAtNextWrite", func(t *testing.T) {
-		t.Parallel()
-		db := testdb.New(t)
-		pool, proxy := viaProxy(t, db)
-		writer := fmt.Sprintf("writer-%p", t)
-		fj := &faultJournal{Journal: pgjournal.New(pool)}
-		s, err := store.Open(ctx, fj, "acked2", store.WithWriterID(writer))
-		if err != nil {
-			t.Fatalf("Open: %v", err)
+	// Once through the journal's AppendNext, once through plain Append.
+	for _, plain := range []bool{false, true} {
+		name := "AdoptedAtNextWrite"
+		if plain {
+			name += "PlainAppend"
 		}
-		save(t, s, map[string]uint64{"a": 1})
-		proxy.DropReplyAfter([]byte(writer))
-		fj.failReplay.Store(1)
-		err = s.Save(ctx, map[string]uint64{"a": 2})
-		if err == nil || errors.Is(err, store.ErrFenced) {
-			t.Fatalf("Save with a cut connection = %v, want a connection error", err)
-		}
-		if proxy.Dropped.Load() != 1 {
-			t.Fatalf("the proxy dropped %d replies; the fault did not happen", proxy.Dropped.Load())
-		}
-		wantOffsets(t, load(t, s), map[string]uint64{"a": 1})
-		save(t, s, map[string]uint64{"b": 7})
-		want := map[string]uint64{"a": 2, "b": 7}
-		wantOffsets(t, load(t, s), want)
-		wantOffsets(t, load(t, open(t, pgjournal.New(db.Pool), "acked2")), want)
-	})
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			db := testdb.New(t)
+			pool, proxy := viaProxy(t, db)
+			writer := fmt.Sprintf("writer-%p", t)
+			fj := faultjournal.New(pgjournal.New(pool))
+			var j journal.Journal = fj
+			if plain {
+				j = fj.Plain()
+			}
+			s, err := store.Open(ctx, j, "acked2", store.WithWriterID(writer))
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			save(t, s, map[string]uint64{"a": 1})
+			proxy.DropReplyAfter([]byte(writer))
+			fj.FailReplay.Store(1)
+			err = s.Save(ctx, map[string]uint64{"a": 2})
+			if err == nil || errors.Is(err, store.ErrFenced) {
+				t.Fatalf("Save with a cut connection = %v, want a connection error", err)
+			}
+			if proxy.Dropped.Load() != 1 {
+				t.Fatalf("the proxy dropped %d replies; the fault did not happen", proxy.Dropped.Load())
+			}
+			wantOffsets(t, load(t, s), map[string]uint64{"a": 1})
+			save(t, s, map[string]uint64{"b": 7})
+			want := map[string]uint64{"a": 2, "b": 7}
+			wantOffsets(t, load(t, s), want)
+			wantOffsets(t, load(t, open(t, pgjournal.New(db.Pool), "acked2")), want)
+		})
+	}
 
 	t.Run("TerminatedBackend", func(t *testing.T) {
 		t.Parallel()
+		ctx := t.Context()
 		db := testdb.New(t)
 		s := open(t, pgjournal.New(db.Pool), "term")
 		save(t, s, map[string]uint64{"a": 1})

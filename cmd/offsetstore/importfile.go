@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/outboxkit/offsetstore/store"
 )
 
 // offsetsFile is what import reads: the document export writes,
@@ -27,10 +29,11 @@ type offsetsFile struct {
 var docFields = map[string]bool{"outbox": true, "persistence_id": true, "seq": true, "writer": true, "written_at": true, "offsets": true}
 
 // parseOffsetsFile reads an offsets file strictly: valid UTF-8, one JSON
-// object and nothing after it, no duplicate names, offsets whole numbers
-// from 0 to math.MaxInt64 (the journal's largest sequence number), keys the
-// store accepts. encoding/json alone would replace invalid UTF-8 and lone
-// surrogate escapes with U+FFFD and keep the last of duplicate names,
+// object and nothing after it, no duplicate names, no \u escape that is not
+// valid UTF-16, offsets whole numbers from 0 to math.MaxUint64 (what the
+// store and the snapshot format hold, so that every export imports), keys
+// the store accepts. encoding/json alone would replace invalid UTF-8 and
+// lone surrogate escapes with U+FFFD and keep the last of duplicate names,
 // silently changing which keys are written.
 func parseOffsetsFile(data []byte) (*offsetsFile, error) {
 	if !utf8.Valid(data) {
@@ -38,6 +41,10 @@ func parseOffsetsFile(data []byte) (*offsetsFile, error) {
 	}
 	top, err := parseObject(data)
 	if err != nil {
+		return nil, err
+	}
+	// The whole input is valid JSON now: check every string's escapes.
+	if err := checkEscapes(data); err != nil {
 		return nil, err
 	}
 	f := &offsetsFile{}
@@ -83,12 +90,12 @@ func parseOffsetsFile(data []byte) (*offsetsFile, error) {
 func parseOffsets(obj object) (map[string]uint64, error) {
 	m := make(map[string]uint64, len(obj))
 	for _, e := range obj {
-		if err := checkKey(e.name); err != nil {
+		if err := store.ValidateKey(e.name); err != nil {
 			return nil, err
 		}
 		v, err := parseWhole(e.value)
 		if err != nil {
-			return nil, fmt.Errorf("offset of key %s: %w", quoteShort(e.name), err)
+			return nil, fmt.Errorf("offset of key %.64q: %w", e.name, err)
 		}
 		m[e.name] = v
 	}
@@ -96,22 +103,31 @@ func parseOffsets(obj object) (map[string]uint64, error) {
 }
 
 // parseWhole reads a JSON number that is a whole number from 0 to
-// math.MaxInt64.
+// math.MaxUint64.
 func parseWhole(raw json.RawMessage) (uint64, error) {
-	s := string(raw)
-	bad := s == ""
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			bad = true
-			break
-		}
+	v, err := parseOffset(string(raw))
+	if err != nil {
+		return 0, fmt.Errorf("want %s, got %s", wholeRange, short(raw))
 	}
-	if !bad {
-		if v, err := strconv.ParseUint(s, 10, 64); err == nil && v <= math.MaxInt64 {
-			return v, nil
-		}
+	return v, nil
+}
+
+// wholeRange is what an offset may be: any value of the snapshot format's
+// u64, so that every state the store can hold round-trips through export
+// and import.
+var wholeRange = fmt.Sprintf("a whole number from 0 to %d", uint64(math.MaxUint64))
+
+// parseOffset reads decimal digits, without sign or exponent, that fit a
+// uint64.
+func parseOffset(s string) (uint64, error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("is not %s", wholeRange)
 	}
-	return 0, fmt.Errorf("want a whole number from 0 to %d, got %s", uint64(math.MaxInt64), short(raw))
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("is not %s", wholeRange)
+	}
+	return v, nil
 }
 
 // member is one name/value pair of a JSON object.
@@ -132,8 +148,7 @@ func (o object) get(name string) (json.RawMessage, bool) {
 }
 
 // parseObject reads one JSON object, its members in order, refusing
-// duplicate names, names with a lone surrogate escape, and anything after
-// the object.
+// duplicate names and anything after the object.
 func parseObject(data []byte) (object, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -147,17 +162,13 @@ func parseObject(data []byte) (object, error) {
 	var obj object
 	seen := map[string]bool{}
 	for dec.More() {
-		start := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, jsonError(err)
 		}
 		name := tok.(string) // inside an object, Token returns the names as strings
-		if err := checkEscapes(name, data[start:dec.InputOffset()]); err != nil {
-			return nil, err
-		}
 		if seen[name] {
-			return nil, fmt.Errorf("duplicate name %s", quoteShort(name))
+			return nil, fmt.Errorf("duplicate name %.64q", name)
 		}
 		seen[name] = true
 		var v json.RawMessage
@@ -178,19 +189,44 @@ func parseObject(data []byte) (object, error) {
 	return obj, nil
 }
 
-// checkEscapes refuses a name that encoding/json decoded with U+FFFD for
-// an escape that is not valid UTF-16 (a lone surrogate such as \ud800):
-// raw is the name's text in the file.
-func checkEscapes(name string, raw []byte) error {
-	n := strings.Count(name, "\uFFFD")
-	if n == 0 {
-		return nil
-	}
-	lower := strings.ToLower(string(raw))
-	if strings.Count(lower, "\uFFFD")+strings.Count(lower, `\ufffd`) < n {
-		return fmt.Errorf("name %s: a \\u escape in it is not valid UTF-16 (a lone surrogate)", quoteShort(name))
+// checkEscapes refuses a \u escape that is not valid UTF-16: a high
+// surrogate not followed by an escaped low one, or a low surrogate alone.
+// encoding/json decodes either as U+FFFD, which would silently write
+// another key than the file names. data must be valid JSON, so that a
+// backslash can only start an escape inside a string.
+func checkEscapes(data []byte) error {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		r, ok := escapeAt(data, i)
+		if !ok {
+			i++ // \", \\, \n …: skip the escaped character
+			continue
+		}
+		next := i + 6
+		switch {
+		case r >= 0xD800 && r < 0xDC00: // high surrogate: a low one must follow
+			if lo, ok := escapeAt(data, next); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				next += 6
+				break
+			}
+			fallthrough
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return fmt.Errorf("string at offset %d: a \\u escape in it is not valid UTF-16 (lone surrogate %s)", i, data[i:i+6])
+		}
+		i = next - 1
 	}
 	return nil
+}
+
+// escapeAt reads the \uXXXX escape at data[i:], if there is one.
+func escapeAt(data []byte, i int) (rune, bool) {
+	if i+6 > len(data) || data[i] != '\\' || data[i+1] != 'u' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(data[i+2:i+6]), 16, 32)
+	return rune(v), err == nil
 }
 
 func jsonError(err error) error {

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
-	"golang.org/x/term"
+
+	"github.com/outboxkit/offsetstore/cmd/internal/console"
 )
 
 // Exit statuses.
@@ -25,20 +23,9 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C ends the process at once
-	}()
-	code := run(ctx, os.Args[1:], &app{
-		stdin:  os.Stdin,
-		stdout: os.Stdout,
-		stderr: os.Stderr,
-		getenv: os.Getenv,
-		isTTY:  isTerminal,
+	console.Main(func(ctx context.Context) int {
+		return run(ctx, os.Args[1:], &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	})
-	stop()
-	os.Exit(code)
 }
 
 // run runs the command line args and returns the exit status. Tests call
@@ -105,10 +92,4 @@ func hint(err error) string {
 		}
 	}
 	return ""
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

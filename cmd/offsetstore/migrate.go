@@ -9,13 +9,14 @@ import (
 	"github.com/outboxkit/offsetstore/migrations"
 )
 
-// migrationsURL is the connection string for package migrations. It needs
-// a non-empty one, so with neither --database-url nor $DATABASE_URL it
-// gets a keyword/value string that sets only application_name: pgx takes
+// migrationsURL is the connection string for package migrations, which
+// reads every form the other commands accept itself. It needs a non-empty
+// one, so with neither --database-url nor $DATABASE_URL it gets a
+// keyword/value string that sets only application_name: pgx takes
 // everything else from the PG* variables, as for the other commands.
 func (a *app) migrationsURL() string {
 	if s := a.connString(); s != "" {
-		return normalizeURL(s)
+		return s
 	}
 	return "application_name=offsetstore"
 }

@@ -1,16 +1,38 @@
 package main
 
 import (
-	"context"
+	"fmt"
 	"testing"
 
 	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/migrations"
 )
+
+// latest is "version=N dirty=false\n" for the newest embedded migration.
+func latest(t *testing.T) (uint, string) {
+	t.Helper()
+	entries, err := migrations.FS.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint
+	for _, e := range entries {
+		var v uint
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil {
+			last = max(last, v)
+		}
+	}
+	if last == 0 {
+		t.Fatal("no migrations embedded")
+	}
+	return last, fmt.Sprintf("version=%d dirty=false\n", last)
+}
 
 func TestMigrate(t *testing.T) {
 	t.Parallel()
 	db := testdb.NewEmpty(t)
-	ctx := context.Background()
+	ctx := t.Context()
+	last, upToDate := latest(t)
 	hasJournal := func() bool {
 		t.Helper()
 		var ok bool
@@ -28,14 +50,14 @@ func TestMigrate(t *testing.T) {
 	}
 
 	step("version=0 dirty=false\n", "migrate", "version")
-	step("version=1 dirty=false\n", "migrate", "up")
+	step(upToDate, "migrate", "up")
 	if !hasJournal() {
 		t.Fatal("no journal table after migrate up")
 	}
-	step("version=1 dirty=false\n", "migrate", "up") // up to date: success
-	step("version=1 dirty=false\n", "migrate", "version")
+	step(upToDate, "migrate", "up") // up to date: success
+	step(upToDate, "migrate", "version")
 	var recorded int
-	if err := db.Pool.QueryRow(ctx, `SELECT version FROM offsetstore_schema_migrations`).Scan(&recorded); err != nil || recorded != 1 {
+	if err := db.Pool.QueryRow(ctx, `SELECT version FROM offsetstore_schema_migrations`).Scan(&recorded); err != nil || recorded != int(last) {
 		t.Fatalf("migrations table: version %d, %v", recorded, err)
 	}
 
@@ -47,7 +69,7 @@ func TestMigrate(t *testing.T) {
 	if hasJournal() {
 		t.Fatal("journal table still there after migrate down")
 	}
-	step("version=1 dirty=false\n", "migrate", "up")
+	step(upToDate, "migrate", "up")
 	if !hasJournal() {
 		t.Fatal("no journal table after up, down, up")
 	}

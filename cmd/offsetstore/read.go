@@ -12,17 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/outboxkit/offsetstore/cmd/internal/render"
 	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/store"
 )
-
-// snapshot is the newest snapshot row of an outbox, decoded.
-type snapshot struct {
-	outbox  string
-	ev      journal.Event
-	offsets map[string]uint64
-}
 
 // snapshotDoc is the JSON of show --json and export, and one of the two
 // forms import reads.
@@ -35,20 +29,20 @@ type snapshotDoc struct {
 	Offsets       map[string]uint64 `json:"offsets"`
 }
 
-func (s *snapshot) doc() snapshotDoc {
+func docOf(s *render.Snapshot) snapshotDoc {
 	return snapshotDoc{
-		Outbox:        s.outbox,
-		PersistenceID: s.ev.PersistenceID,
-		Seq:           s.ev.SequenceNr,
-		Writer:        s.ev.WriterUUID,
-		WrittenAt:     formatTime(s.ev.WrittenAt),
-		Offsets:       s.offsets,
+		Outbox:        s.Outbox,
+		PersistenceID: s.Event.PersistenceID,
+		Seq:           s.Event.SequenceNr,
+		Writer:        s.Event.WriterUUID,
+		WrittenAt:     render.Time(s.Event.WrittenAt),
+		Offsets:       s.Offsets,
 	}
 }
 
 // openSnapshot connects and reads the newest snapshot of outbox. The caller
 // closes the connection; on error it is already closed.
-func (a *app) openSnapshot(ctx context.Context, jf *journalFlags, outbox string) (*conn, *snapshot, error) {
+func (a *app) openSnapshot(ctx context.Context, jf *journalFlags, outbox string) (*conn, *render.Snapshot, error) {
 	c, err := a.open(ctx, jf)
 	if err != nil {
 		return nil, nil, err
@@ -63,7 +57,7 @@ func (a *app) openSnapshot(ctx context.Context, jf *journalFlags, outbox string)
 
 // readSnapshot reads the newest snapshot of outbox in one round trip
 // (journal Last).
-func readSnapshot(ctx context.Context, c *conn, outbox string) (*snapshot, error) {
+func readSnapshot(ctx context.Context, c *conn, outbox string) (*render.Snapshot, error) {
 	pid := store.PersistenceID(outbox)
 	ev, ok, err := c.j.Last(ctx, pid)
 	if err != nil {
@@ -76,7 +70,7 @@ func readSnapshot(ctx context.Context, c *conn, outbox string) (*snapshot, error
 	if err != nil {
 		return nil, fmt.Errorf("outbox %q: snapshot %d: %w", outbox, ev.SequenceNr, err)
 	}
-	return &snapshot{outbox: outbox, ev: ev, offsets: m}, nil
+	return &render.Snapshot{Outbox: outbox, Event: ev, Offsets: m}, nil
 }
 
 func decodeSnapshot(ev journal.Event) (map[string]uint64, error) {
@@ -93,61 +87,6 @@ func notFound(ctx context.Context, c *conn, outbox string) error {
 		return fmt.Errorf("outbox %q has no snapshot left: every row up to %d under %q is deleted", outbox, hi, pid)
 	}
 	return fmt.Errorf("outbox %q not found: no snapshot under persistence id %q in table %s", outbox, pid, c.table.Sanitize())
-}
-
-// writeFields writes name/value lines with the values aligned.
-func writeFields(w io.Writer, fields [][2]string) error {
-	width := 0
-	for _, f := range fields {
-		width = max(width, len(f[0]))
-	}
-	var b strings.Builder
-	for _, f := range fields {
-		fmt.Fprintf(&b, "%-*s  %s\n", width, f[0], f[1])
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// writeShow writes the snapshot's header and its offsets sorted by key,
-// the first limit of them when limit > 0.
-func writeShow(w io.Writer, s *snapshot, limit int) error {
-	if err := writeFields(w, [][2]string{
-		{"outbox", displayKey(s.outbox)},
-		{"persistence_id", displayKey(s.ev.PersistenceID)},
-		{"seq", u64(s.ev.SequenceNr)},
-		{"writer", displayKey(s.ev.WriterUUID)},
-		{"written_at", formatTime(s.ev.WrittenAt)},
-		{"keys", fmt.Sprint(len(s.offsets))},
-	}); err != nil {
-		return err
-	}
-	if len(s.offsets) == 0 {
-		return nil
-	}
-	keys := slices.Sorted(maps.Keys(s.offsets))
-	t := &table{header: []string{"KEY", "OFFSET"}, right: []bool{false, true}}
-	for i, k := range keys {
-		if limit > 0 && i == limit {
-			break
-		}
-		t.add(displayKey(k), u64(s.offsets[k]))
-	}
-	if _, err := io.WriteString(w, "\n"); err != nil {
-		return err
-	}
-	if err := t.write(w); err != nil {
-		return err
-	}
-	return writeMore(w, len(keys)-len(t.rows))
-}
-
-func writeMore(w io.Writer, more int) error {
-	if more <= 0 {
-		return nil
-	}
-	_, err := fmt.Fprintf(w, "... and %d more keys\n", more)
-	return err
 }
 
 func newShowCmd(a *app) *cobra.Command {
@@ -181,9 +120,9 @@ With --json it prints the document export prints: {"outbox", "persistence_id",
 			}
 			defer c.Close()
 			if asJSON {
-				return writeJSON(a.stdout, s.doc())
+				return render.JSON(a.stdout, docOf(s))
 			}
-			return writeShow(a.stdout, s, limit)
+			return render.Show(a.stdout, s, limit)
 		}),
 	}
 	jf.register(cmd.Flags())
@@ -215,7 +154,7 @@ Keys are sorted; offsets are exact 64-bit integers.`,
 				return err
 			}
 			defer c.Close()
-			return writeJSON(a.stdout, s.doc())
+			return render.JSON(a.stdout, docOf(s))
 		}),
 	}
 	jf.register(cmd.Flags())
@@ -264,7 +203,7 @@ warning on standard error.`,
 				if err != nil {
 					return fmt.Errorf("read history of outbox %q: %w", outbox, err)
 				}
-				r := historyRow{Seq: ev.SequenceNr, WrittenAt: formatTime(ev.WrittenAt), Writer: ev.WriterUUID, Bytes: len(ev.Payload)}
+				r := historyRow{Seq: ev.SequenceNr, WrittenAt: render.Time(ev.WrittenAt), Writer: ev.WriterUUID, Bytes: len(ev.Payload)}
 				if m, err := decodeSnapshot(ev); err != nil {
 					r.Error = err.Error()
 					fmt.Fprintf(a.stderr, "warning: snapshot %d cannot be decoded: %v\n", ev.SequenceNr, err)
@@ -278,21 +217,21 @@ warning on standard error.`,
 				return notFound(ctx, c, outbox)
 			}
 			if asJSON {
-				return writeJSON(a.stdout, struct {
+				return render.JSON(a.stdout, struct {
 					Outbox        string       `json:"outbox"`
 					PersistenceID string       `json:"persistence_id"`
 					Snapshots     []historyRow `json:"snapshots"`
 				}{outbox, pid, rows})
 			}
-			t := &table{header: []string{"SEQ", "WRITTEN_AT", "WRITER", "KEYS", "BYTES"}, right: []bool{true, false, false, true, true}}
+			t := &render.Table{Header: []string{"SEQ", "WRITTEN_AT", "WRITER", "KEYS", "BYTES"}, Right: []bool{true, false, false, true, true}}
 			for _, r := range rows {
 				keys := "-"
 				if r.Keys != nil {
 					keys = fmt.Sprint(*r.Keys)
 				}
-				t.add(u64(r.Seq), r.WrittenAt, displayKey(r.Writer), keys, fmt.Sprint(r.Bytes))
+				t.Add(render.U64(r.Seq), r.WrittenAt, render.Key(r.Writer), keys, fmt.Sprint(r.Bytes))
 			}
-			return t.write(a.stdout)
+			return t.Write(a.stdout)
 		}),
 	}
 	jf.register(cmd.Flags())
@@ -305,45 +244,40 @@ type lagRow struct {
 	Key     string `json:"key"`
 	Offset  uint64 `json:"offset"`
 	Highest uint64 `json:"highest"`
-	Lag     int64  `json:"lag"` // negative when the offset is past the stream's end
+	Lag     int64  `json:"lag"`              // negative when the offset is past the stream's end
+	Unseen  bool   `json:"unseen,omitempty"` // --all-streams: a stream the outbox has no key for
 }
 
-// lagChunk bounds the keys sent in one statement.
-const lagChunk = 10000
+// offsetStreams is the prefix of the offset store's own persistence ids,
+// which are no source streams.
+var offsetStreams = strings.TrimSuffix(store.PersistenceID(""), "::offsets")
 
 // highestOf returns the journal's highest sequence number (deleted rows
-// included, as journal.HighestSequenceNr) of every key, in one statement
-// per lagChunk keys: a probe of the primary key index per key, without a
-// round trip per key.
+// included, as journal.HighestSequenceNr) of every key, through the
+// journal's batched read. A key that cannot be a persistence id (the codec
+// allows a NUL byte, PostgreSQL text does not) has no stream: 0.
 func highestOf(ctx context.Context, c *conn, keys []string) (map[string]uint64, error) {
-	q := `SELECT k.pid, coalesce(h.nr, 0)
-  FROM unnest($1::text[]) AS k(pid)
- CROSS JOIN LATERAL (SELECT max(sequence_nr) AS nr FROM ` + c.table.Sanitize() + ` WHERE persistence_id = k.pid) AS h`
-	out := make(map[string]uint64, len(keys))
-	// A key with a NUL byte (the codec allows one, the store does not)
-	// cannot be a persistence id in PostgreSQL: its highest is 0.
-	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return strings.IndexByte(k, 0) >= 0 })
-	for chunk := range slices.Chunk(keys, lagChunk) {
-		rows, err := c.pool.Query(ctx, q, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("read highest sequence numbers: %w", err)
-		}
-		for rows.Next() {
-			var (
-				pid string
-				nr  int64
-			)
-			if err := rows.Scan(&pid, &nr); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read highest sequence numbers: %w", err)
-			}
-			out[pid] = uint64(nr)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read highest sequence numbers: %w", err)
-		}
+	pids := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return journal.ValidatePersistenceID(k) != nil })
+	out, err := c.j.HighestSequenceNrs(ctx, pids)
+	if err != nil {
+		return nil, fmt.Errorf("read highest sequence numbers: %w", err)
 	}
 	return out, nil
+}
+
+// unseenStreams returns the journal's source streams (the offset store's
+// own excluded) that are not keys of offsets, in the journal's order.
+func unseenStreams(ctx context.Context, c *conn, offsets map[string]uint64) ([]string, error) {
+	var unseen []string
+	for pid, err := range journal.AllPersistenceIDs(ctx, c.j, journal.ListOptions{ExcludePrefix: offsetStreams}) {
+		if err != nil {
+			return nil, fmt.Errorf("list the journal's streams: %w", err)
+		}
+		if _, ok := offsets[pid]; !ok {
+			unseen = append(unseen, pid)
+		}
+	}
+	return unseen, nil
 }
 
 // lagOf is highest - offset, saturated to the int64 range.
@@ -356,9 +290,10 @@ func lagOf(highest, offset uint64) int64 {
 
 func newLagCmd(a *app) *cobra.Command {
 	var (
-		jf     journalFlags
-		asJSON bool
-		top    int
+		jf         journalFlags
+		asJSON     bool
+		top        int
+		allStreams bool
 	)
 	cmd := &cobra.Command{
 		Use:   "lag OUTBOX",
@@ -367,11 +302,19 @@ func newLagCmd(a *app) *cobra.Command {
 sequence number in the journal and print highest - offset, largest first
 (ties by key). A negative lag is an offset past the stream's end (a rewind
 too far forward, or a stream deleted and recreated). The highest sequence
-numbers of all keys are read with one statement per 10 000 keys.
+numbers of all keys are read in one round trip per batch of the journal's
+(pgjournal.MaxHighestBatch keys).
+
+With --all-streams, the journal's streams the outbox has no key for yet
+(the relay has not seen them) are listed too, with offset 0 and the whole
+stream as lag, and counted as unseen; the offset store's own outbox::…
+streams are left out. Listing reads every persistence id of the journal
+(by its primary key index), so it takes longer on a large journal.
 
 The summary counts every key, also with --top.`,
 		Example: `  offsetstore lag orders-to-kafka --top 20
-  offsetstore lag orders-to-kafka --json | jq '.total_lag'`,
+  offsetstore lag orders-to-kafka --json | jq '.total_lag'
+  offsetstore lag orders-to-kafka --all-streams`,
 		Args: exactArgs("OUTBOX"),
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, args []string) error {
 			if err := checkOutbox(args[0]); err != nil {
@@ -385,16 +328,23 @@ The summary counts every key, also with --top.`,
 				return err
 			}
 			defer c.Close()
-			keys := slices.Sorted(maps.Keys(s.offsets))
-			highest, err := highestOf(ctx, c, keys)
+			keys := slices.Sorted(maps.Keys(s.Offsets))
+			var unseen []string
+			if allStreams {
+				if unseen, err = unseenStreams(ctx, c, s.Offsets); err != nil {
+					return err
+				}
+			}
+			highest, err := highestOf(ctx, c, append(slices.Clone(keys), unseen...))
 			if err != nil {
 				return err
 			}
-			rows := make([]lagRow, 0, len(keys))
+			rows := make([]lagRow, 0, len(keys)+len(unseen))
 			var total uint64
 			behind, ahead := 0, 0
-			for _, k := range keys {
-				r := lagRow{Key: k, Offset: s.offsets[k], Highest: highest[k]}
+			for _, k := range append(keys, unseen...) {
+				_, seen := s.Offsets[k]
+				r := lagRow{Key: k, Offset: s.Offsets[k], Highest: highest[k], Unseen: !seen}
 				r.Lag = lagOf(r.Highest, r.Offset)
 				switch {
 				case r.Lag > 0:
@@ -411,44 +361,61 @@ The summary counts every key, also with --top.`,
 				shown = rows[:top]
 			}
 			if asJSON {
-				return writeJSON(a.stdout, struct {
+				return render.JSON(a.stdout, struct {
 					Outbox   string   `json:"outbox"`
 					Seq      uint64   `json:"seq"`
 					Keys     int      `json:"keys"`
+					Unseen   *int     `json:"unseen,omitempty"` // with --all-streams
 					Behind   int      `json:"behind"`
 					Ahead    int      `json:"ahead"`
 					TotalLag uint64   `json:"total_lag"`
 					Lag      []lagRow `json:"lag"`
-				}{s.outbox, s.ev.SequenceNr, len(rows), behind, ahead, total, shown})
+				}{s.Outbox, s.Event.SequenceNr, len(keys), unseenCount(allStreams, unseen), behind, ahead, total, shown})
 			}
-			if err := writeFields(a.stdout, [][2]string{
-				{"outbox", displayKey(s.outbox)},
-				{"seq", u64(s.ev.SequenceNr)},
-				{"keys", fmt.Sprint(len(rows))},
+			fields := [][2]string{
+				{"outbox", render.Key(s.Outbox)},
+				{"seq", render.U64(s.Event.SequenceNr)},
+				{"keys", fmt.Sprint(len(keys))},
+			}
+			if allStreams {
+				fields = append(fields, [2]string{"unseen", fmt.Sprint(len(unseen))})
+			}
+			fields = append(fields, [][2]string{
 				{"behind", fmt.Sprint(behind)},
 				{"ahead", fmt.Sprint(ahead)},
-				{"total_lag", u64(total)},
-			}); err != nil {
+				{"total_lag", render.U64(total)},
+			}...)
+			if err := render.Fields(a.stdout, fields); err != nil {
 				return err
 			}
 			if len(rows) == 0 {
 				return nil
 			}
-			t := &table{header: []string{"KEY", "OFFSET", "HIGHEST", "LAG"}, right: []bool{false, true, true, true}}
+			t := &render.Table{Header: []string{"KEY", "OFFSET", "HIGHEST", "LAG"}, Right: []bool{false, true, true, true}}
 			for _, r := range shown {
-				t.add(displayKey(r.Key), u64(r.Offset), u64(r.Highest), fmt.Sprint(r.Lag))
+				t.Add(render.Key(r.Key), render.U64(r.Offset), render.U64(r.Highest), fmt.Sprint(r.Lag))
 			}
 			if _, err := io.WriteString(a.stdout, "\n"); err != nil {
 				return err
 			}
-			if err := t.write(a.stdout); err != nil {
+			if err := t.Write(a.stdout); err != nil {
 				return err
 			}
-			return writeMore(a.stdout, len(rows)-len(shown))
+			return render.More(a.stdout, len(rows)-len(shown))
 		}),
 	}
 	jf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	cmd.Flags().IntVar(&top, "top", 0, "print only the N keys with the largest lag (0: all)")
+	cmd.Flags().BoolVar(&allStreams, "all-streams", false, "also list the journal's streams the outbox has no key for yet, with offset 0")
 	return cmd
+}
+
+// unseenCount is the JSON of the unseen count: absent without --all-streams.
+func unseenCount(allStreams bool, unseen []string) *int {
+	if !allStreams {
+		return nil
+	}
+	n := len(unseen)
+	return &n
 }

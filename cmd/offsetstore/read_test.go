@@ -1,8 +1,8 @@
 package main
 
 import (
-	"context"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -10,6 +10,7 @@ import (
 
 	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
 
@@ -50,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 // seed writes the fixture's rows into table.
 func seed(t *testing.T, db *testdb.DB, table pgx.Identifier) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	tbl := table.Sanitize()
 	for _, s := range fixtureSnapshots {
 		payload, err := codec.Encode(s.offsets)
@@ -82,7 +83,7 @@ func (f *fixture) args(args ...string) []string {
 func (f *fixture) rows(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := f.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM journal`).Scan(&n); err != nil {
+	if err := f.db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM journal`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -126,7 +127,7 @@ func TestReadGolden(t *testing.T) {
 func TestTableFlag(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, err := f.db.Pool.Exec(ctx, `CREATE SCHEMA "ops.v2"; CREATE TABLE "ops.v2"."Journal" (LIKE journal INCLUDING ALL)`); err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +214,11 @@ func TestConnectionFromEnvironment(t *testing.T) {
 func TestLagManyKeys(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	ctx := context.Background()
-	const n = lagChunk + 5 // two statements
+	ctx := t.Context()
+	const n = pgjournal.MaxHighestBatch + 5 // two statements
 	offsets := make(map[string]uint64, n)
 	for i := range n {
-		offsets["s-"+u64(uint64(i))] = uint64(i % 3)
+		offsets["s-"+strconv.Itoa(i)] = uint64(i % 3)
 	}
 	payload, err := codec.Encode(offsets)
 	if err != nil {
@@ -259,8 +260,8 @@ func TestConnectionFromPGEnvironment(t *testing.T) {
 	if got, want := mustRun(t, "show", "orders"), mustRun(t, f.args("show", "orders")...); got != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}
-	if got := mustRun(t, "migrate", "version"); got != "version=1 dirty=false\n" {
-		t.Fatalf("migrate version: %q", got)
+	if _, want := latest(t); mustRun(t, "migrate", "version") != want {
+		t.Fatalf("migrate version is not %q", want)
 	}
 }
 
@@ -273,12 +274,51 @@ func TestLagKeyWithNUL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest) VALUES ($1, 1, $2, $3)`,
+	if _, err := db.Pool.Exec(t.Context(), `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest) VALUES ($1, 1, $2, $3)`,
 		store.PersistenceID("nul"), payload, codec.Manifest); err != nil {
 		t.Fatal(err)
 	}
 	out := mustRun(t, "lag", "nul", "--database-url", db.URL)
 	if !strings.Contains(out, "KEY       OFFSET  HIGHEST  LAG\nc              1        0   -1\n\"a\\x00b\"       3        0   -3\n") {
 		t.Fatalf("got:\n%s", out)
+	}
+}
+
+// TestLagAllStreams: with --all-streams, lag also reports the source
+// streams the outbox has no key for yet (issue 16: a stream the relay has
+// not seen), never the offset store's own streams.
+func TestLagAllStreams(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	// Another outbox's snapshots are no source stream either.
+	mustRun(t, f.args("rewind", "billing", "order-1=1", "--apply", "--create")...)
+	out := mustRun(t, f.args("lag", "orders", "--all-streams")...)
+	want := "outbox     orders\nseq        5\nkeys       6\nunseen     1\nbehind     4\nahead      1\ntotal_lag  20\n\n" +
+		"KEY               OFFSET  HIGHEST  LAG\n" +
+		"order-2                3       10    7\n" +
+		"other                  0        7    7\n"
+	if !strings.HasPrefix(out, want) {
+		t.Fatalf("got:\n%s\nwant it to start with:\n%s", out, want)
+	}
+	if strings.Contains(out, "outbox::") {
+		t.Fatalf("lag lists an offset store stream:\n%s", out)
+	}
+	var doc struct {
+		Keys   int  `json:"keys"`
+		Unseen *int `json:"unseen"`
+		Lag    []struct {
+			Key    string `json:"key"`
+			Unseen bool   `json:"unseen"`
+		} `json:"lag"`
+	}
+	if err := decodeJSON(mustRun(t, f.args("lag", "orders", "--all-streams", "--json")...), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Keys != 6 || doc.Unseen == nil || *doc.Unseen != 1 || len(doc.Lag) != 7 || doc.Lag[1].Key != "other" || !doc.Lag[1].Unseen || doc.Lag[0].Unseen {
+		t.Fatalf("lag --all-streams --json = %+v", doc)
+	}
+	// Without the flag, the output is as before: no unseen line.
+	if out := mustRun(t, f.args("lag", "orders")...); strings.Contains(out, "unseen") || strings.Contains(out, "other") {
+		t.Fatalf("lag without --all-streams:\n%s", out)
 	}
 }

@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"runtime/debug"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/outboxkit/offsetstore/cmd/internal/console"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -27,7 +24,6 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	isTTY          func(io.Writer) bool
 
 	databaseURL string // --database-url
 	ran         bool   // a command's RunE was reached
@@ -35,10 +31,6 @@ type app struct {
 
 // envDatabaseURL is read when --database-url is not given.
 const envDatabaseURL = "DATABASE_URL"
-
-// connectTimeout bounds each connection attempt unless the connection
-// string sets connect_timeout.
-const connectTimeout = 10 * time.Second
 
 func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
@@ -52,7 +44,8 @@ The connection comes from --database-url, else $DATABASE_URL, else the PG*
 variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE …).
 
 Writes (rewind, forget, import) are dry runs that print a diff unless --apply
-is given. Exit status: 0 success, 1 error, 2 usage error, 3 write refused
+is given; applied, each writes one snapshot and prunes nothing (the relay's
+own retention prunes at its next write). Exit status: 0 success, 1 error, 2 usage error, 3 write refused
 because the outbox moved (--if-seq) or another writer fenced it, 130
 interrupted.`,
 		Version:       version(),
@@ -73,7 +66,6 @@ interrupted.`,
 		newForgetCmd(a),
 		newImportCmd(a),
 		newMigrateCmd(a),
-		newDemoCmd(a),
 	)
 	return root
 }
@@ -123,69 +115,14 @@ func (a *app) connString() string {
 	return a.getenv(envDatabaseURL)
 }
 
-// normalizeURL turns what the migrate CLI accepts into what pgx accepts:
-// a pgx5:// or pgx:// scheme becomes postgres://, and x-… query
-// parameters (the migrate CLI's own, such as x-migrations-table), which
-// the server would reject as unknown settings, are dropped. Keyword/value
-// strings are returned as they are.
-func normalizeURL(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
-	}
-	switch strings.ToLower(scheme) {
-	case "pgx", "pgx5":
-		scheme = "postgres"
-	}
-	u, err := url.Parse(scheme + "://" + rest)
-	if err != nil || u.RawQuery == "" {
-		return scheme + "://" + rest // pgx reports a malformed URL itself
-	}
-	q := u.Query()
-	for k := range q {
-		if strings.HasPrefix(k, "x-") {
-			q.Del(k)
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // connect opens a small pool on connString() and checks that the server
 // answers.
 func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
-	return connect(ctx, a.connString())
-}
-
-func connect(ctx context.Context, connString string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(normalizeURL(connString))
-	if err != nil {
-		return nil, usageErrorf("invalid connection string: %v", err)
+	pool, err := console.Connect(ctx, a.connString(), "offsetstore")
+	if errors.Is(err, console.ErrInvalidConnString) {
+		return nil, &exitError{code: exitUsage, err: err}
 	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = connectTimeout
-	}
-	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "offsetstore"
-	}
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to %s: %w", describe(cfg), err)
-	}
-	return pool, nil
-}
-
-func describe(cfg *pgxpool.Config) string {
-	c := cfg.ConnConfig
-	if strings.HasPrefix(c.Host, "/") {
-		return fmt.Sprintf("database %q on socket %s", c.Database, c.Host)
-	}
-	return fmt.Sprintf("database %q on %s:%d", c.Database, c.Host, c.Port)
+	return pool, err
 }
 
 // journalFlags are the flags of the commands that read or write the
@@ -199,11 +136,12 @@ func (f *journalFlags) register(fs *pflag.FlagSet) {
 		`journal table as [schema.]table, names taken literally; double-quote a name with a dot: '"my.schema".journal' (default journal on the search_path)`)
 }
 
-// conn is a pool and the journal on it.
+// conn is a pool and the journal on it. The CLI runs no SQL of its own:
+// every read and write goes through the journal.
 type conn struct {
 	pool  *pgxpool.Pool
 	j     *pgjournal.Journal
-	table pgx.Identifier // quoted with Sanitize in the CLI's own SQL
+	table pgx.Identifier // for messages
 }
 
 func (c *conn) Close() { c.pool.Close() }
@@ -224,10 +162,6 @@ func (a *app) open(ctx context.Context, f *journalFlags) (*conn, error) {
 	}
 	return &conn{pool: pool, j: pgjournal.New(pool, pgjournal.WithTable(schema, table)), table: ident}, nil
 }
-
-// maxIdentifierLen is PostgreSQL's limit on an identifier, in bytes; a
-// longer one would be truncated silently.
-const maxIdentifierLen = 63
 
 // parseTable splits [schema.]table. A part may be double-quoted, with ""
 // for a quote inside, so that it can contain a dot. "" is the default
@@ -270,8 +204,8 @@ func parseTable(s string) (schema, table string, err error) {
 			}
 			part, rest = rest[:i], rest[i:]
 		}
-		if err := checkIdentifier(part); err != nil {
-			return "", "", err
+		if part == "" {
+			return "", "", fmt.Errorf("empty name")
 		}
 		parts = append(parts, part)
 		if rest == "" {
@@ -282,70 +216,28 @@ func parseTable(s string) (schema, table string, err error) {
 			return "", "", fmt.Errorf("want [schema.]table, got more than two names")
 		}
 	}
-	if len(parts) == 1 {
-		return "", parts[0], nil
+	if len(parts) == 2 {
+		schema = parts[0]
 	}
-	return parts[0], parts[1], nil
+	table = parts[len(parts)-1]
+	if err := pgjournal.ValidateTable(schema, table); err != nil {
+		return "", "", err
+	}
+	return schema, table, nil
 }
 
-func checkIdentifier(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty name")
-	case !utf8.ValidString(name):
-		return fmt.Errorf("name is not valid UTF-8")
-	case strings.IndexByte(name, 0) >= 0:
-		return fmt.Errorf("name contains a NUL byte")
-	case len(name) > maxIdentifierLen:
-		return fmt.Errorf("name %q is longer than %d bytes", name, maxIdentifierLen)
-	}
-	return nil
-}
-
-// checkOutbox rejects an outbox name the store would refuse, as a usage
-// error naming the problem.
+// checkOutbox rejects an outbox name the store would refuse
+// (store.ValidateName), as a usage error.
 func checkOutbox(name string) error {
-	if reason := textProblem(name, store.MaxNameLen); reason != "" {
-		return usageErrorf("invalid outbox name %s: %s", quoteShort(name), reason)
+	if err := store.ValidateName(name); err != nil {
+		return &exitError{code: exitUsage, err: err}
 	}
 	return nil
 }
 
-// checkKey rejects a key the store would refuse.
-func checkKey(key string) error {
-	if reason := textProblem(key, store.MaxKeyLen); reason != "" {
-		return fmt.Errorf("invalid key %s: %s", quoteShort(key), reason)
-	}
-	return nil
-}
-
-func textProblem(s string, maxLen int) string {
-	switch {
-	case s == "":
-		return "it is empty"
-	case !utf8.ValidString(s):
-		return "it is not valid UTF-8"
-	case strings.IndexByte(s, 0) >= 0:
-		return "it contains a NUL byte"
-	case len(s) > maxLen:
-		return fmt.Sprintf("it is %d bytes long, over the limit of %d", len(s), maxLen)
-	}
-	return ""
-}
-
-func quoteShort(s string) string {
-	const max = 64
-	if len(s) > max {
-		return fmt.Sprintf("%q… (%d bytes)", s[:max], len(s))
-	}
-	return fmt.Sprintf("%q", s)
-}
-
-// writerID names the CLI as the writer of the snapshots it writes: a fresh
-// id per run, so that the store's lost-acknowledgement adoption never
-// mistakes one run's row for another's.
-func writerID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "offsetstore-cli-" + hex.EncodeToString(b[:])
-}
+// writerID names the CLI as the writer of the snapshots it writes: an
+// operator's id (store.OperatorWriterID), so that a relay it fences can
+// tell an operator's change from a rival relay, and a fresh one per run, so
+// that the store's lost-acknowledgement adoption never mistakes one run's
+// row for another's.
+func writerID() string { return store.OperatorWriterID("offsetstore") }

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/outboxkit/offsetstore/cmd/internal/render"
 	"github.com/outboxkit/offsetstore/store"
 )
 
@@ -65,18 +64,20 @@ func (c change) resolve(before map[string]uint64) (after map[string]uint64, drop
 	return after, drop
 }
 
-// writeChange opens the outbox as a writer of its own, prints the change
-// as a diff of offsets and, with --apply, writes it as one fenced snapshot
-// (store.Replace with the offsets after the change). --if-seq is checked right after the open, and the write at
-// seq+1 is refused by the journal's primary key if another writer takes
-// it first.
+// writeChange opens the outbox as a writer of its own that never prunes,
+// prints the change as a diff of offsets and, with --apply, writes it as
+// one fenced snapshot (store.Replace with the offsets after the change).
+// --if-seq is checked right after the open, and the write at seq+1 is
+// refused if another writer takes it first.
 func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags, outbox string, ch change) error {
 	c, err := a.open(ctx, &f.journalFlags)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	s, err := store.Open(ctx, c.j, outbox, store.WithWriterID(writerID()))
+	// Without pruning: the relay's own retention decides which of its
+	// snapshots to keep, at its next write.
+	s, err := store.Open(ctx, c.j, outbox, store.WithWriterID(writerID()), store.WithoutPruning())
 	if err != nil {
 		return fmt.Errorf("open outbox %q: %w", outbox, err)
 	}
@@ -97,7 +98,7 @@ func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags
 	}
 	for _, k := range ch.forget {
 		if _, ok := before[k]; !ok {
-			fmt.Fprintf(a.stderr, "note: key %s is not in outbox %q; nothing to forget\n", displayKey(k), outbox)
+			fmt.Fprintf(a.stderr, "note: key %s is not in outbox %q; nothing to forget\n", render.Key(k), outbox)
 		}
 	}
 	after, _ := ch.resolve(before)
@@ -138,7 +139,7 @@ func writeDiff(w io.Writer, outbox string, seq uint64, before, after map[string]
 	union := maps.Clone(before)
 	maps.Copy(union, after)
 	keys := slices.Sorted(maps.Keys(union))
-	t := &table{header: []string{"", "KEY", "BEFORE", "AFTER"}, right: []bool{false, false, true, true}}
+	t := &render.Table{Header: []string{"", "KEY", "BEFORE", "AFTER"}, Right: []bool{false, false, true, true}}
 	var changed, added, removed int
 	for _, k := range keys {
 		b, inB := before[k]
@@ -146,22 +147,22 @@ func writeDiff(w io.Writer, outbox string, seq uint64, before, after map[string]
 		switch {
 		case inB && inA && b != v:
 			changed++
-			t.add("~", displayKey(k), u64(b), u64(v))
+			t.Add("~", render.Key(k), render.U64(b), render.U64(v))
 		case !inB && inA:
 			added++
-			t.add("+", displayKey(k), "-", u64(v))
+			t.Add("+", render.Key(k), "-", render.U64(v))
 		case inB && !inA:
 			removed++
-			t.add("-", displayKey(k), u64(b), "-")
+			t.Add("-", render.Key(k), render.U64(b), "-")
 		}
 	}
-	if len(t.rows) == 0 {
+	if len(t.Rows) == 0 {
 		return nil
 	}
 	if _, err := io.WriteString(w, "\n"); err != nil {
 		return err
 	}
-	if err := t.write(w); err != nil {
+	if err := t.Write(w); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\n%d changed, %d added, %d removed\n", changed, added, removed)
@@ -175,18 +176,18 @@ func parseAssignments(args []string) (map[string]uint64, error) {
 	for _, arg := range args {
 		i := strings.LastIndexByte(arg, '=')
 		if i < 0 {
-			return nil, usageErrorf("argument %s: want KEY=N", quoteShort(arg))
+			return nil, usageErrorf("argument %.64q: want KEY=N", arg)
 		}
 		key, num := arg[:i], arg[i+1:]
-		if err := checkKey(key); err != nil {
-			return nil, usageErrorf("argument %s: %v", quoteShort(arg), err)
+		if err := store.ValidateKey(key); err != nil {
+			return nil, usageErrorf("argument %.64q: %v", arg, err)
 		}
-		v, err := strconv.ParseUint(num, 10, 64)
-		if err != nil || v > math.MaxInt64 || num[0] == '+' {
-			return nil, usageErrorf("argument %s: offset %q is not a whole number from 0 to %d", quoteShort(arg), num, uint64(math.MaxInt64))
+		v, err := parseOffset(num)
+		if err != nil {
+			return nil, usageErrorf("argument %.64q: offset %q %v", arg, num, err)
 		}
 		if _, dup := set[key]; dup {
-			return nil, usageErrorf("key %s is given twice", quoteShort(key))
+			return nil, usageErrorf("key %.64q is given twice", key)
 		}
 		set[key] = v
 	}
@@ -204,11 +205,16 @@ lower than the current offset (re-publish from an earlier point) or higher
 (skip events). Other keys keep their offsets. The key is everything before the
 last "=".
 
+N is a whole number from 0 to 18446744073709551615 (the snapshot format's
+64-bit range).
+
 Without --apply this prints the change and writes nothing. With --apply it
-writes one snapshot (store.Rewind) as a writer of its own: a relay running on
-the outbox is fenced at its next save and must reopen the outbox, which loads
-this change. Use --if-seq with the seq a dry run printed to refuse if anything
-wrote in between.`,
+writes one snapshot with the offsets after the change (store.Replace), as a
+writer of its own that prunes nothing: every snapshot the relay kept stays,
+and the relay's own retention prunes at its next write. A relay running on
+the outbox is fenced at its next save and must reopen the outbox, which
+loads this change. Use --if-seq with the seq a dry run printed to refuse if
+anything wrote in between.`,
 		Example: `  offsetstore rewind orders-to-kafka order-42=0 order-43=17
   offsetstore rewind orders-to-kafka order-42=0 --apply --if-seq 1234`,
 		Args: minArgs(2, "OUTBOX and at least one KEY=N"),
@@ -237,7 +243,9 @@ the start again if it reappears, and the snapshot stops carrying a stream
 that is gone. Keys not in the outbox are noted and ignored.
 
 Without --apply this prints the change and writes nothing. With --apply it
-writes one snapshot (store.Forget), fenced like any writer; see rewind.`,
+writes one snapshot without the keys (store.Replace), fenced like any
+writer, as a writer that prunes nothing: the relay's own retention prunes
+at its next write. See rewind.`,
 		Example: `  offsetstore forget orders-to-kafka order-41 order-40
   offsetstore forget orders-to-kafka order-41 --apply --if-seq 1234`,
 		Args: minArgs(2, "OUTBOX and at least one KEY"),
@@ -247,8 +255,8 @@ writes one snapshot (store.Forget), fenced like any writer; see rewind.`,
 			}
 			var keys []string
 			for _, k := range args[1:] {
-				if err := checkKey(k); err != nil {
-					return usageErrorf("%v", err)
+				if err := store.ValidateKey(k); err != nil {
+					return &exitError{code: exitUsage, err: err}
 				}
 				if !slices.Contains(keys, k) {
 					keys = append(keys, k)
@@ -271,20 +279,22 @@ func newImportCmd(a *app) *cobra.Command {
 		Short: "Set the offsets of an outbox from a JSON file (dry run unless --apply)",
 		Long: `Set OUTBOX's offsets to those of FILE (- reads standard input): the document
 export and show --json print, or a bare object {"key": offset, ...}. Each key
-of the file is set to its offset, lower ones included (store.Rewind). Keys of
-the outbox that are not in the file keep their offsets, unless --replace is
-given: then they are dropped, so that the outbox ends up with exactly the
-file's offsets. Either way the change is one snapshot (store.Replace).
+of the file is set to its offset, lower ones included. Keys of the outbox
+that are not in the file keep their offsets, unless --replace is given: then
+they are dropped, so that the outbox ends up with exactly the file's offsets.
 
 The file is read strictly: valid UTF-8, one object, no duplicate names, no
-unknown fields in a document, offsets whole numbers from 0 to 2^63-1. The
-file's seq and outbox are informational (a different outbox is noted); use
+\u escape that is not valid UTF-16 (a lone surrogate), no unknown fields in
+a document, offsets whole numbers from 0 to 18446744073709551615 (the
+snapshot format's 64-bit range, so that every export imports). The file's
+seq and outbox are informational (a different outbox is noted); use
 --if-seq to make the write conditional.
 
 Without --apply this prints the change and writes nothing. With --apply it
-writes one snapshot, or two with --replace when keys are both set and dropped
-(set first, then dropped; if the second is refused, run the import again).
-Writes are fenced like any writer's; see rewind.`,
+writes one snapshot with the offsets after the change (store.Replace), with
+or without --replace, as a writer that prunes nothing: the relay's own
+retention prunes at its next write. Writes are fenced like any writer's;
+see rewind.`,
 		Example: `  offsetstore export orders-to-kafka > before.json
   offsetstore import orders-to-kafka before.json --replace
   offsetstore import orders-to-kafka before.json --replace --apply --if-seq 1240

@@ -1,11 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,11 +18,11 @@ import (
 // offsets reads the outbox's offsets through the store, as a relay would.
 func (f *fixture) offsets(t *testing.T, outbox string) (map[string]uint64, uint64) {
 	t.Helper()
-	s, err := store.Open(context.Background(), pgjournal.New(f.db.Pool), outbox)
+	s, err := store.Open(t.Context(), pgjournal.New(f.db.Pool), outbox)
 	if err != nil {
 		t.Fatalf("open %q: %v", outbox, err)
 	}
-	m, err := s.Load(context.Background())
+	m, err := s.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +73,12 @@ func TestApply(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		out := mustRun(t, f.args("rewind", "orders", "order-1=5", "order-9=3", "--apply")...)
-		if !strings.Contains(out, "wrote snapshot 6 as writer offsetstore-cli-") {
+		if !strings.Contains(out, "wrote snapshot 6 as writer operator:offsetstore:") {
 			t.Fatalf("output:\n%s", out)
+		}
+		// The writer id has the documented operator form.
+		if ev, ok, err := pgjournal.New(f.db.Pool).Last(t.Context(), store.PersistenceID("orders")); err != nil || !ok || !store.IsOperatorWriter(ev.WriterUUID) {
+			t.Fatalf("the CLI's snapshot: writer %q (%v, %v), want an operator's writer id", ev.WriterUUID, ok, err)
 		}
 		want := maps.Clone(fixtureOffsets)
 		want["order-1"], want["order-9"] = 5, 3
@@ -80,7 +86,7 @@ func TestApply(t *testing.T) {
 			t.Fatalf("seq %d, offsets %v; want 6, %v", seq, m, want)
 		}
 		history := mustRun(t, f.args("history", "orders")...)
-		if !strings.Contains(history, "offsetstore-cli-") {
+		if !strings.Contains(history, "operator:offsetstore:") {
 			t.Fatalf("the CLI is not the writer:\n%s", history)
 		}
 	})
@@ -152,7 +158,7 @@ func TestIfSeq(t *testing.T) {
 func TestFencesRunningRelay(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	relay, err := store.Open(ctx, pgjournal.New(f.db.Pool), "orders")
 	if err != nil {
 		t.Fatal(err)
@@ -220,38 +226,38 @@ func TestImportBadInput(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	before := f.rows(t)
-	for _, tc := range []struct{ name, in, want string }{
-		{"invalid UTF-8", "{\"a\xff\": 1}", "-: not valid UTF-8 (first bad byte at offset 3)"},
-		{"lone surrogate", `{"a\ud800": 1}`, `a \u escape in it is not valid UTF-16`},
-		{"duplicate", `{"a": 1, "a": 2}`, `duplicate name "a"`},
-		{"duplicate in document", `{"offsets": {"a": 1, "a": 2}}`, `field offsets: duplicate name "a"`},
-		{"fraction", `{"a": 1.5}`, `offset of key "a": want a whole number from 0 to 9223372036854775807, got 1.5`},
-		{"negative", `{"a": -1}`, "got -1"},
-		{"exponent", `{"a": 1e3}`, "got 1e3"},
-		{"string", `{"a": "1"}`, `got "1"`},
-		{"too large", `{"a": 9223372036854775808}`, "got 9223372036854775808"},
-		{"empty key", `{"": 1}`, `invalid key "": it is empty`},
-		{"NUL key", `{"a\u0000": 1}`, "NUL"},
-		{"array", `[1]`, `want a JSON object, got "["`},
-		{"trailing", `{"a": 1} {}`, `unexpected "{" after the object`},
-		{"truncated", `{"a": 1`, "unexpected end of input"},
-		{"empty", ``, "unexpected end of input"},
-		{"syntax", `{"a" 1}`, "invalid JSON at offset"},
-		{"unknown field", `{"offsets": {"a": 1}, "offset": 2}`, `unknown field "offset"`},
-		{"bad seq", `{"offsets": {}, "seq": "x"}`, "field seq: want a whole number"},
-		{"bad outbox", `{"offsets": {}, "outbox": 5}`, "field outbox: want a string, got 5"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := cli{stdin: tc.in}.run(t, f.args("import", "orders", "-", "--apply")...)
-			r.wantFailure(t, exitUsage, tc.want)
-		})
-	}
-	t.Cleanup(func() {
-		if after := f.rows(t); after != before {
-			t.Errorf("bad input wrote: %d rows before, %d after", before, after)
+	t.Run("cases", func(t *testing.T) { // all of them before the count
+		for _, tc := range []struct{ name, in, want string }{
+			{"invalid UTF-8", "{\"a\xff\": 1}", "-: not valid UTF-8 (first bad byte at offset 3)"},
+			{"lone surrogate", `{"a\ud800": 1}`, `a \u escape in it is not valid UTF-16`},
+			{"duplicate", `{"a": 1, "a": 2}`, `duplicate name "a"`},
+			{"duplicate in document", `{"offsets": {"a": 1, "a": 2}}`, `field offsets: duplicate name "a"`},
+			{"fraction", `{"a": 1.5}`, `offset of key "a": want a whole number from 0 to 18446744073709551615, got 1.5`},
+			{"negative", `{"a": -1}`, "got -1"},
+			{"exponent", `{"a": 1e3}`, "got 1e3"},
+			{"string", `{"a": "1"}`, `got "1"`},
+			{"too large", `{"a": 18446744073709551616}`, "got 18446744073709551616"},
+			{"empty key", `{"": 1}`, `invalid offset key: key "" is empty`},
+			{"NUL key", `{"a\u0000": 1}`, "NUL"},
+			{"array", `[1]`, `want a JSON object, got "["`},
+			{"trailing", `{"a": 1} {}`, `unexpected "{" after the object`},
+			{"truncated", `{"a": 1`, "unexpected end of input"},
+			{"empty", ``, "unexpected end of input"},
+			{"syntax", `{"a" 1}`, "invalid JSON at offset"},
+			{"unknown field", `{"offsets": {"a": 1}, "offset": 2}`, `unknown field "offset"`},
+			{"bad seq", `{"offsets": {}, "seq": "x"}`, "field seq: want a whole number"},
+			{"bad outbox", `{"offsets": {}, "outbox": 5}`, "field outbox: want a string, got 5"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				r := cli{stdin: tc.in}.run(t, f.args("import", "orders", "-", "--apply")...)
+				r.wantFailure(t, exitUsage, tc.want)
+			})
 		}
 	})
+	if after := f.rows(t); after != before {
+		t.Errorf("bad input wrote: %d rows before, %d after", before, after)
+	}
 }
 
 func TestParseOffsetsFile(t *testing.T) {
@@ -263,6 +269,7 @@ func TestParseOffsetsFile(t *testing.T) {
 	}{
 		{`{}`, map[string]uint64{}, ""},
 		{` {"a": 0, "b": 9223372036854775807} `, map[string]uint64{"a": 0, "b": 1<<63 - 1}, ""},
+		{`{"a": 18446744073709551615}`, map[string]uint64{"a": 1<<64 - 1}, ""},
 		{`{"offsets": 5}`, map[string]uint64{"offsets": 5}, ""}, // a bare object with a key named offsets
 		{`{"outbox": "o", "seq": 3, "offsets": {"k": 1}}`, map[string]uint64{"k": 1}, "o"},
 		{`{"k\ufffd": 1}`, map[string]uint64{"k\uFFFD": 1}, ""}, // a real U+FFFD is a valid key
@@ -284,11 +291,11 @@ func TestFencedWhileWriting(t *testing.T) {
 	t.Parallel()
 	raceOn := func(t *testing.T, f *fixture, seq int) {
 		t.Helper()
-		if _, err := f.db.Pool.Exec(context.Background(), `
+		if _, err := f.db.Pool.Exec(t.Context(), `
 CREATE FUNCTION race() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.writer_uuid LIKE 'offsetstore-cli-%' AND NEW.sequence_nr = `+u64(uint64(seq))+` THEN
-    RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "journal_pkey"';
+  IF NEW.writer_uuid LIKE 'operator:offsetstore:%' AND NEW.sequence_nr = `+strconv.Itoa(seq)+` THEN
+    RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "journal_pkey"', CONSTRAINT = 'journal_pkey';
   END IF;
   RETURN NEW;
 END $$;
@@ -321,4 +328,137 @@ CREATE TRIGGER race BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION race(
 			t.Fatal("a fenced import --replace wrote part of its change")
 		}
 	})
+}
+
+// TestWriteKeepsRelayHistory: an operator's write does not prune the
+// snapshots that the relay's own retention keeps (issue 11, item 5).
+func TestWriteKeepsRelayHistory(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"rewind", "kept", "k=1", "--apply"},
+		{"forget", "kept", "k", "--apply"},
+		{"import", "kept", "-", "--replace", "--apply"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			ctx := t.Context()
+			j := pgjournal.New(f.db.Pool)
+			relay, err := store.Open(ctx, j, "kept", store.WithRetention(10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 12 {
+				if err := relay.Save(ctx, map[string]uint64{"k": uint64(i + 1)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := liveSeqs(t, f, "kept")
+			if len(before) < 10 {
+				t.Fatalf("the relay kept %d snapshots, want at least its retention of 10", len(before))
+			}
+			r := cli{stdin: `{"other": 1}`}.run(t, f.args(args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			after := liveSeqs(t, f, "kept")
+			if want := append(slices.Clone(before), 13); !slices.Equal(after, want) {
+				t.Fatalf("snapshots after the CLI's write: %v, want the relay's %v and the new 13", after, before)
+			}
+		})
+	}
+}
+
+// liveSeqs lists the sequence numbers of outbox's snapshot rows.
+func liveSeqs(t *testing.T, f *fixture, outbox string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for ev, err := range pgjournal.New(f.db.Pool).Replay(t.Context(), store.PersistenceID(outbox), 1, math.MaxUint64, math.MaxUint64) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ev.SequenceNr)
+	}
+	return seqs
+}
+
+// TestImportLoneSurrogate: a \u escape that is not valid UTF-16 is refused
+// wherever it is, whatever else the string holds (issue 11, item 6).
+func TestImportLoneSurrogate(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		`{"a\ud800": 1}`,
+		`{"a\ud800\\ufffd": 1}`,
+		`{"\\ufffd\ud800": 1}`,
+		`{"a\udc00b\ufffd": 1}`,
+		`{"\ud800\ud800": 1}`,
+		`{"ok": 1, "a\uDBFFx": 2}`,
+		`{"offsets": {"k\ud83d": 1}}`,
+		`{"outbox": "o\ud800", "offsets": {"k": 1}}`,
+	} {
+		if f, err := parseOffsetsFile([]byte(in)); err == nil || !strings.Contains(err.Error(), "not valid UTF-16") {
+			t.Errorf("parseOffsetsFile(%s) = %+v, %v; want a lone surrogate refused", in, f, err)
+		}
+	}
+	// An escaped backslash before "u" is no escape.
+	f, err := parseOffsetsFile([]byte(`{"a\\ud800": 1}`))
+	if err != nil || !maps.Equal(f.offsets, map[string]uint64{`a\ud800`: 1}) {
+		t.Fatalf("parseOffsetsFile = %+v, %v; want the key a\\ud800 as text", f, err)
+	}
+}
+
+// TestExportImportFullRange: every offset the store can hold, up to
+// math.MaxUint64, goes through export and import unchanged (issue 11,
+// item 6).
+func TestExportImportFullRange(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := t.Context()
+	want := map[string]uint64{"zero": 0, "int64": math.MaxInt64, "above": 1 << 63, "max": math.MaxUint64}
+	s, err := store.Open(ctx, pgjournal.New(f.db.Pool), "wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	exported := mustRun(t, f.args("export", "wide")...)
+	r := cli{stdin: exported}.run(t, f.args("import", "wide-copy", "-", "--create", "--apply")...)
+	if r.code != 0 {
+		t.Fatalf("import of the export: exit %d: %s", r.code, r.stderr)
+	}
+	if m, _ := f.offsets(t, "wide-copy"); !maps.Equal(m, want) {
+		t.Fatalf("after export and import: %v, want %v", m, want)
+	}
+	mustRun(t, f.args("rewind", "wide-copy", "max=0", "--apply")...)
+	mustRun(t, f.args("rewind", "wide-copy", "max=18446744073709551615", "--apply")...)
+	if m, _ := f.offsets(t, "wide-copy"); !maps.Equal(m, want) {
+		t.Fatalf("after rewinding max back: %v, want %v", m, want)
+	}
+}
+
+// TestWriteHelp: the help of every write tells what the code does: one
+// snapshot, no pruning, the offset range (issue 11, items 5 and 6).
+func TestWriteHelp(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"rewind", "forget", "import"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			out := mustRun(t, cmd, "--help")
+			flat := strings.Join(strings.Fields(out), " ")
+			for _, want := range []string{"one snapshot", "prunes nothing", "its next write"} {
+				if !strings.Contains(flat, want) {
+					t.Errorf("%s --help does not say %q:\n%s", cmd, want, out)
+				}
+			}
+			for _, stale := range []string{"two with --replace", "set first, then dropped", "(store.Rewind)", "(store.Forget)"} {
+				if strings.Contains(flat, stale) {
+					t.Errorf("%s --help still says %q:\n%s", cmd, stale, out)
+				}
+			}
+			if cmd != "forget" && !strings.Contains(flat, "18446744073709551615") {
+				t.Errorf("%s --help does not give the offset range:\n%s", cmd, out)
+			}
+		})
+	}
 }

@@ -4,8 +4,9 @@
 // failing replay, prune or read of the newest event.
 //
 // The wrapper forwards the optional interfaces of the journal it wraps
-// (journal.NextAppender, journal.HeadReader), so that a store on it takes
-// the path it takes on the bare journal. Plain gives the other path
+// (journal.NextAppender, journal.HeadReader, journal.StreamLister,
+// journal.HighestReader), so that a store or a relay on it takes the path
+// it takes on the bare journal. Plain gives the other path
 // explicitly: a journal with the journal.Journal methods only, as a
 // backend without those interfaces is.
 //
@@ -48,13 +49,16 @@ type Journal struct {
 }
 
 var (
-	_ journal.Journal      = (*Journal)(nil)
-	_ journal.NextAppender = (*Journal)(nil)
-	_ journal.HeadReader   = (*Journal)(nil)
+	_ journal.Journal       = (*Journal)(nil)
+	_ journal.NextAppender  = (*Journal)(nil)
+	_ journal.HeadReader    = (*Journal)(nil)
+	_ journal.StreamLister  = (*Journal)(nil)
+	_ journal.HighestReader = (*Journal)(nil)
 )
 
 // New wraps inner. inner must implement journal.NextAppender for
-// AppendNext to work; use Plain for one that does not.
+// AppendNext and journal.StreamLister for PersistenceIDs to work; use
+// Plain for one that does not.
 func New(inner journal.Journal) *Journal { return &Journal{inner: inner} }
 
 // Inner returns the wrapped journal, without faults.
@@ -166,4 +170,36 @@ func (f *Journal) Head(ctx context.Context, pid string) (journal.Head, error) {
 		return journal.Head{}, ErrInjected
 	}
 	return journal.ReadHead(ctx, f.inner, pid)
+}
+
+// PersistenceIDs implements journal.StreamLister by the wrapped journal's.
+// It fails when the wrapped journal has none.
+func (f *Journal) PersistenceIDs(ctx context.Context, opts journal.ListOptions) ([]string, error) {
+	l, ok := f.inner.(journal.StreamLister)
+	if !ok {
+		return nil, fmt.Errorf("faultjournal: %T has no PersistenceIDs: use Plain", f.inner)
+	}
+	return l.PersistenceIDs(ctx, opts)
+}
+
+// HighestSequenceNrs implements journal.HighestReader: by the wrapped
+// journal's, or by one HighestSequenceNr per id when it has none.
+func (f *Journal) HighestSequenceNrs(ctx context.Context, persistenceIDs []string) (map[string]uint64, error) {
+	if h, ok := f.inner.(journal.HighestReader); ok {
+		return h.HighestSequenceNrs(ctx, persistenceIDs)
+	}
+	out := make(map[string]uint64, len(persistenceIDs))
+	for _, pid := range persistenceIDs {
+		if err := journal.ValidatePersistenceID(pid); err != nil {
+			return nil, err
+		}
+	}
+	for _, pid := range persistenceIDs {
+		hi, err := f.inner.HighestSequenceNr(ctx, pid)
+		if err != nil {
+			return nil, err
+		}
+		out[pid] = hi
+	}
+	return out, nil
 }

@@ -1,7 +1,6 @@
 package faultjournal_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -33,18 +32,35 @@ func TestOptionalInterfaces(t *testing.T) {
 	if _, ok := any(fj).(journal.HeadReader); !ok {
 		t.Error("the wrapper hides HeadReader")
 	}
+	if _, ok := any(fj).(journal.StreamLister); !ok {
+		t.Error("the wrapper hides StreamLister")
+	}
+	if _, ok := any(fj).(journal.HighestReader); !ok {
+		t.Error("the wrapper hides HighestReader")
+	}
 	p := fj.Plain()
 	if _, ok := p.(journal.NextAppender); ok {
 		t.Error("Plain exposes NextAppender")
 	}
-	if _, ok := p.(journal.HeadReader); ok {
-		t.Error("Plain exposes HeadReader")
+	for name, ok := range map[string]bool{
+		"HeadReader":    is[journal.HeadReader](p),
+		"StreamLister":  is[journal.StreamLister](p),
+		"HighestReader": is[journal.HighestReader](p),
+	} {
+		if ok {
+			t.Errorf("Plain exposes %s", name)
+		}
 	}
+}
+
+func is[T any](j journal.Journal) bool {
+	_, ok := j.(T)
+	return ok
 }
 
 func TestFaults(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx := t.Context()
 	fj := faultjournal.New(journal.NewMemory())
 	ev := func(seq uint64) journal.Event {
 		return journal.Event{PersistenceID: "p", SequenceNr: seq, Payload: []byte{1}}
@@ -96,8 +112,21 @@ func TestAppendNextNeedsIt(t *testing.T) {
 	t.Parallel()
 	bare := faultjournal.New(journal.NewMemory()).Plain()
 	fj := faultjournal.New(bare)
-	err := fj.AppendNext(context.Background(), journal.Event{PersistenceID: "p", SequenceNr: 1, Payload: []byte{1}})
-	if err == nil {
+	ctx := t.Context()
+	if err := fj.AppendNext(ctx, journal.Event{PersistenceID: "p", SequenceNr: 1, Payload: []byte{1}}); err == nil {
 		t.Fatal("AppendNext on a journal without it succeeded")
+	}
+	if hi, err := bare.HighestSequenceNr(ctx, "p"); err != nil || hi != 0 {
+		t.Fatalf("the refused AppendNext wrote: highest %d, %v", hi, err)
+	}
+	if _, err := fj.PersistenceIDs(ctx, journal.ListOptions{}); err == nil {
+		t.Fatal("PersistenceIDs on a journal without it succeeded")
+	}
+	// HighestSequenceNrs falls back to one read per id.
+	if err := bare.Append(ctx, journal.Event{PersistenceID: "q", SequenceNr: 3, Payload: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := fj.HighestSequenceNrs(ctx, []string{"q", "p"}); err != nil || m["q"] != 3 || m["p"] != 0 || len(m) != 2 {
+		t.Fatalf("HighestSequenceNrs = %v, %v", m, err)
 	}
 }

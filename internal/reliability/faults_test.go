@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/outboxkit/offsetstore/internal/faultjournal"
 	rel "github.com/outboxkit/offsetstore/internal/reliability"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
@@ -229,7 +230,7 @@ func TestDroppedReplyAfterCommit(t *testing.T) {
 	db := testdb.New(t)
 	pool, proxy := viaProxy(t, db, nil)
 	writer := fmt.Sprintf("dropped-reply-writer-%d", rand.Uint64())
-	fj := &faultyJournal{Journal: pgjournal.New(pool)}
+	fj := faultjournal.New(pgjournal.New(pool))
 	s := open(t, fj, "dropped", store.WithWriterID(writer))
 	save(t, s, map[string]uint64{"a": 1})
 	acked := map[string]uint64{"a": 1}
@@ -247,7 +248,7 @@ func TestDroppedReplyAfterCommit(t *testing.T) {
 		} else {
 			// The read-back fails too: the save reports an error, and the
 			// next one finds the row, adopts it and writes on top.
-			fj.failReplay.Store(1)
+			fj.FailReplay.Store(1)
 			err := s.Save(ctx, m)
 			if err == nil || isFenced(err) {
 				t.Fatalf("round %d: Save with a dropped reply and a failed read-back = %v, want a plain error", i, err)
@@ -288,13 +289,13 @@ func TestLostAckThenFailedRetry(t *testing.T) {
 	db := testdb.New(t)
 	pool, proxy := viaProxy(t, db, nil)
 	writer := fmt.Sprintf("lost-then-failed-%d", rand.Uint64())
-	fj := &faultyJournal{Journal: pgjournal.New(pool)}
+	fj := faultjournal.New(pgjournal.New(pool))
 	s := open(t, fj, "lost-then-failed", store.WithWriterID(writer))
 	save(t, s, map[string]uint64{"a": 1})
 
 	// 1. Committed, reply dropped, read-back fails.
 	proxy.DropReplyAfter([]byte(writer))
-	fj.failReplay.Store(1)
+	fj.FailReplay.Store(1)
 	if err := s.Save(ctx, map[string]uint64{"a": 2}); err == nil || isFenced(err) {
 		t.Fatalf("save 1 = %v, want a plain error", err)
 	}
@@ -302,8 +303,8 @@ func TestLostAckThenFailedRetry(t *testing.T) {
 		t.Fatal("the reply was not dropped: the fault did not happen")
 	}
 	// 2. The server cannot be reached: nothing is written.
-	fj.failBeforeAppend.Store(1)
-	fj.failReplay.Store(1)
+	fj.FailBeforeCommit.Store(1)
+	fj.FailReplay.Store(1)
 	if err := s.Save(ctx, map[string]uint64{"b": 1}); err == nil || isFenced(err) {
 		t.Fatalf("save 2 = %v, want a plain error", err)
 	}

@@ -1,13 +1,9 @@
 package reliability_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"maps"
-	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +28,7 @@ const (
 
 func open(t *testing.T, j journal.Journal, outbox string, opts ...store.Option) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), j, outbox, opts...)
+	s, err := store.Open(t.Context(), j, outbox, opts...)
 	if err != nil {
 		t.Fatalf("Open(%q): %v", outbox, err)
 	}
@@ -41,14 +37,14 @@ func open(t *testing.T, j journal.Journal, outbox string, opts ...store.Option) 
 
 func save(t *testing.T, s *store.Store, m map[string]uint64) {
 	t.Helper()
-	if err := s.Save(context.Background(), m); err != nil {
+	if err := s.Save(t.Context(), m); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
 }
 
 func load(t *testing.T, s *store.Store) map[string]uint64 {
 	t.Helper()
-	m, err := s.Load(context.Background())
+	m, err := s.Load(t.Context())
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -104,30 +100,14 @@ func short(m map[string]uint64) string {
 // whose connections pass through it.
 func viaProxy(t *testing.T, db *testdb.DB, configure func(*pgxpool.Config)) (*pgxpool.Pool, *faultproxy.Proxy) {
 	t.Helper()
-	u, err := url.Parse(db.URL)
-	if err != nil {
-		t.Fatalf("parse database URL: %v", err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatalf("start fault proxy: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
-	pool := db.NewPool(t, func(c *pgxpool.Config) {
-		c.ConnConfig.Host = "127.0.0.1"
-		c.ConnConfig.Port = p.Port()
-		if configure != nil {
-			configure(c)
-		}
-	})
-	return pool, p
+	return faultproxy.Pool(t, db, configure)
 }
 
 // countRows counts the journal rows of pid, deleted ones included.
 func countRows(t *testing.T, pool *pgxpool.Pool, pid string) int {
 	t.Helper()
 	var n int
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM journal WHERE persistence_id = $1`, pid).Scan(&n); err != nil {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM journal WHERE persistence_id = $1`, pid).Scan(&n); err != nil {
 		t.Fatalf("count rows of %q: %v", pid, err)
 	}
 	return n
@@ -137,7 +117,7 @@ func countRows(t *testing.T, pool *pgxpool.Pool, pid string) int {
 func countAll(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var n int
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM journal`).Scan(&n); err != nil {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM journal`).Scan(&n); err != nil {
 		t.Fatalf("count journal rows: %v", err)
 	}
 	return n
@@ -145,57 +125,6 @@ func countAll(t *testing.T, pool *pgxpool.Pool) int {
 
 // isFenced reports whether err is a fencing error.
 func isFenced(err error) bool { return errors.Is(err, store.ErrFenced) }
-
-var errInjected = errors.New("injected fault")
-
-// faultyJournal injects faults into a journal. Each counter, while
-// positive, makes that many calls fail.
-type faultyJournal struct {
-	journal.Journal
-	failBeforeAppend atomic.Int32 // Append writes nothing and fails
-	failReplay       atomic.Int32 // Replay (the store's read-back) fails
-}
-
-func take(c *atomic.Int32) bool {
-	for {
-		n := c.Load()
-		if n <= 0 {
-			return false
-		}
-		if c.CompareAndSwap(n, n-1) {
-			return true
-		}
-	}
-}
-
-func (f *faultyJournal) Append(ctx context.Context, events ...journal.Event) error {
-	if take(&f.failBeforeAppend) {
-		return fmt.Errorf("append: dial: connection refused: %w", errInjected)
-	}
-	return f.Journal.Append(ctx, events...)
-}
-
-// AppendNext forwards to the wrapped journal's conditional append when it
-// has one (so that the store takes the same path as on the bare journal),
-// and to Append otherwise.
-func (f *faultyJournal) AppendNext(ctx context.Context, ev journal.Event) error {
-	if take(&f.failBeforeAppend) {
-		return fmt.Errorf("append: dial: connection refused: %w", errInjected)
-	}
-	if na, ok := f.Journal.(interface {
-		AppendNext(context.Context, journal.Event) error
-	}); ok {
-		return na.AppendNext(ctx, ev)
-	}
-	return f.Journal.Append(ctx, ev)
-}
-
-func (f *faultyJournal) Replay(ctx context.Context, pid string, from, to, max uint64) iter.Seq2[journal.Event, error] {
-	if take(&f.failReplay) {
-		return func(yield func(journal.Event, error) bool) { yield(journal.Event{}, errInjected) }
-	}
-	return f.Journal.Replay(ctx, pid, from, to, max)
-}
 
 // within runs f until it returns nil, fails with ErrFenced (for good) or
 // d has passed, and returns its last error and the number of calls.

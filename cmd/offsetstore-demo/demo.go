@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/outboxkit/offsetstore/cmd/internal/console"
+	"github.com/outboxkit/offsetstore/cmd/internal/render"
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/migrations"
+	"github.com/outboxkit/offsetstore/store"
+)
+
+type demoFlags struct {
+	databaseURL string
+	aggregates  int
+	events      int
+	batch       int
+	saveEvery   int
+	killAt      int
+	top         int
+	image       string
+	verbose     bool
+}
+
+func (f *demoFlags) validate() error {
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"aggregates", f.aggregates}, {"events", f.events}, {"batch", f.batch}, {"save-every", f.saveEvery}} {
+		if c.v < 1 {
+			return usageErrorf("--%s %d: want 1 or more", c.name, c.v)
+		}
+	}
+	total := f.aggregates * f.events
+	if total < 2 || total/f.events != f.aggregates {
+		return usageErrorf("--aggregates × --events must be from 2 to %d", math.MaxInt)
+	}
+	if f.killAt < 0 || f.killAt >= total {
+		return usageErrorf("--kill-at %d: want 1 to %d (events - 1), or 0 for half-way", f.killAt, total-1)
+	}
+	if f.top < 0 {
+		return usageErrorf("--top %d: want 0 (all) or more", f.top)
+	}
+	return nil
+}
+
+func (a *app) demo(ctx context.Context, f *demoFlags) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	out := a.stdout
+	total := f.aggregates * f.events
+	killAt := f.killAt
+	if killAt == 0 {
+		killAt = min(max(total/2+f.saveEvery/2, 1), total-1)
+	}
+	fmt.Fprintf(out, "demo: %d aggregates x %d events = %d events; the relay saves every %d events and is killed after %d\n",
+		f.aggregates, f.events, total, f.saveEvery, killAt)
+
+	url := f.databaseURL // never $DATABASE_URL: the demo writes
+	if url == "" {
+		u, stop, err := a.startPostgres(ctx, f)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		url = u
+	}
+	if err := migrations.Up(ctx, url); err != nil {
+		return err
+	}
+	v, _, err := migrations.Version(ctx, url)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "schema: version %d\n", v)
+
+	pool, err := connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	j := pgjournal.New(pool)
+
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	outbox := "demo-" + hex.EncodeToString(b[:])
+	pids := make([]string, f.aggregates)
+	width := len(strconv.Itoa(f.aggregates))
+	for i := range pids {
+		pids[i] = fmt.Sprintf("%s-agg-%0*d", outbox, width, i+1)
+	}
+
+	start := time.Now()
+	batches, err := a.appendEvents(ctx, j, pids, f.events, f.batch)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "append: %d events in %d batches (%v)\n", total, batches, since(start))
+
+	sink := newSink(pids, f.events)
+
+	// Relay 1, killed after killAt events: the sink cancels its context
+	// right after that publish, before any further save.
+	relayCtx, kill := context.WithCancel(ctx)
+	defer kill()
+	s1, err := store.Open(ctx, j, outbox, store.WithWriterID(outbox+"/relay-1"))
+	if err != nil {
+		return err
+	}
+	bar := a.progress(killAt, "relay 1")
+	sink.onPublish = func(n int) {
+		_ = bar.Add(1)
+		if n == killAt {
+			kill()
+		}
+	}
+	start = time.Now()
+	r1, err := runRelay(relayCtx, j, s1, pids, f.saveEvery, sink.publish, nil)
+	_ = bar.Exit()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("relay 1: %v (want it killed after %d events)", err, killAt)
+	}
+	fmt.Fprintf(out, "relay 1: published %d, saved %d times (last at snapshot %d), killed %d events after its last save (%v)\n",
+		r1.published, r1.saves, s1.SequenceNr(), r1.published-r1.lastSaved, since(start))
+
+	// Relay 2: a restart, with a fresh store loading the saved offsets.
+	s2, err := store.Open(ctx, j, outbox, store.WithWriterID(outbox+"/relay-2"))
+	if err != nil {
+		return err
+	}
+	resumed := s2.SequenceNr()
+	bar = a.progress(total-r1.lastSaved, "relay 2")
+	sink.onPublish = func(int) { _ = bar.Add(1) }
+	// The killed relay wakes up (a zombie) once relay 2 has saved, and
+	// tries to save what it published after its last save.
+	var zombie error
+	afterSave := func(saves int) {
+		if saves == 1 {
+			zombie = s1.Save(ctx, r1.pending)
+		}
+	}
+	start = time.Now()
+	r2, err := runRelay(ctx, j, s2, pids, f.saveEvery, sink.publish, afterSave)
+	_ = bar.Exit()
+	if err != nil {
+		return fmt.Errorf("relay 2: %w", err)
+	}
+	fmt.Fprintf(out, "relay 2: reopened at snapshot %d, published %d, saved %d times (%v)\n",
+		resumed, r2.published, r2.saves, since(start))
+	if !errors.Is(zombie, store.ErrFenced) {
+		return fmt.Errorf("the killed relay's late save returned %v, want store.ErrFenced", zombie)
+	}
+	fmt.Fprintln(out, "fencing: the killed relay's late save was refused (store.ErrFenced)")
+
+	published, republished, lost := sink.result()
+	fmt.Fprintln(out)
+	if err := render.Fields(out, [][2]string{
+		{"events", fmt.Sprint(total)},
+		{"published", fmt.Sprint(published)},
+		{"re-published", fmt.Sprintf("%d (published twice: the at-least-once window between relay 1's last save and the kill)", republished)},
+		{"lost", fmt.Sprintf("%d (never published; must be 0)", lost)},
+	}); err != nil {
+		return err
+	}
+
+	snap, err := finalSnapshot(ctx, j, outbox)
+	if err != nil {
+		return err
+	}
+	shown := len(snap.Offsets)
+	if f.top > 0 {
+		shown = min(shown, f.top)
+	}
+	fmt.Fprintf(out, "\noffsetstore show %s (first %d of %d keys):\n", outbox, shown, len(snap.Offsets))
+	if err := render.Show(out, snap, f.top); err != nil {
+		return err
+	}
+	var behind int
+	for _, pid := range pids {
+		if snap.Offsets[pid] != uint64(f.events) {
+			behind++
+		}
+	}
+	switch {
+	case lost > 0:
+		return fmt.Errorf("%d events were lost", lost)
+	case behind > 0:
+		return fmt.Errorf("%d streams' final offsets are not %d", behind, f.events)
+	}
+	return nil
+}
+
+// finalSnapshot reads the outbox as a restarted relay would (store.Open and
+// Load), and the newest snapshot row for its header. Nothing writes any
+// more, so both see the same snapshot.
+func finalSnapshot(ctx context.Context, j journal.Journal, outbox string) (*render.Snapshot, error) {
+	s, err := store.Open(ctx, j, outbox)
+	if err != nil {
+		return nil, err
+	}
+	offsets, err := s.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ev, ok, err := j.Last(ctx, s.PersistenceID())
+	if err != nil {
+		return nil, fmt.Errorf("read the newest snapshot of %q: %w", outbox, err)
+	}
+	if !ok || ev.SequenceNr != s.SequenceNr() {
+		return nil, fmt.Errorf("outbox %q: newest snapshot row %d, the store opened at %d", outbox, ev.SequenceNr, s.SequenceNr())
+	}
+	return &render.Snapshot{Outbox: outbox, Event: ev, Offsets: offsets}, nil
+}
+
+// connect opens a small pool on url and checks that the server answers.
+func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := console.Connect(ctx, url, "offsetstore-demo")
+	if errors.Is(err, console.ErrInvalidConnString) {
+		return nil, &usageError{fmt.Errorf("--database-url: %w", err)}
+	}
+	return pool, err
+}
+
+func since(t time.Time) time.Duration {
+	return time.Since(t).Round(time.Millisecond)
+}
+
+// progress is a progress bar on standard error, drawn only when that is a
+// terminal.
+func (a *app) progress(max int, desc string) *progressbar.ProgressBar {
+	visible := a.isTTY != nil && a.isTTY(a.stderr)
+	return progressbar.NewOptions(max,
+		progressbar.OptionSetWriter(a.stderr),
+		progressbar.OptionSetVisibility(visible),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(50*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// appendEvents appends events 1..perStream to every stream, interleaved
+// as a service would write them, batch events per Append.
+func (a *app) appendEvents(ctx context.Context, j journal.Journal, pids []string, perStream, batch int) (int, error) {
+	bar := a.progress(len(pids)*perStream, "append")
+	defer func() { _ = bar.Exit() }()
+	buf := make([]journal.Event, 0, batch)
+	batches := 0
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if err := j.Append(ctx, buf...); err != nil {
+			return fmt.Errorf("append events: %w", err)
+		}
+		batches++
+		_ = bar.Add(len(buf))
+		buf = buf[:0]
+		return nil
+	}
+	for seq := 1; seq <= perStream; seq++ {
+		for _, pid := range pids {
+			buf = append(buf, journal.Event{
+				PersistenceID: pid,
+				SequenceNr:    uint64(seq),
+				Payload:       fmt.Appendf(nil, `{"aggregate":%q,"n":%d}`, pid, seq),
+				Manifest:      "demo-event",
+			})
+			if len(buf) == batch {
+				if err := flush(); err != nil {
+					return batches, err
+				}
+			}
+		}
+	}
+	return batches, flush()
+}

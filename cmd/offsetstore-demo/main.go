@@ -1,0 +1,140 @@
+// Command offsetstore-demo runs the offset store end to end and makes
+// at-least-once delivery visible: a relay publishes the events of many
+// streams, is killed mid-way, restarts from its saved offsets, and the demo
+// checks that no event was lost (exit status 1 if one was).
+//
+// It starts PostgreSQL in a throwaway container through testcontainers-go
+// (image $OFFSETSTORE_TEST_IMAGE, else the pinned official image), unless
+// --database-url names a server. It is a program of its own so that the
+// operator CLI, cmd/offsetstore, links no Docker client.
+//
+//	go run ./cmd/offsetstore-demo
+//	go run ./cmd/offsetstore-demo --aggregates 1000 --events 20
+//	go run ./cmd/offsetstore-demo --database-url postgres://offsetstore:offsetstore@127.0.0.1:5432/offsetstore
+//
+// Exit status: 0 nothing lost, 1 an error or a lost event, 2 a usage error,
+// 130 interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/outboxkit/offsetstore/cmd/internal/console"
+)
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+func main() {
+	console.Main(func(ctx context.Context) int {
+		return run(ctx, os.Args[1:], &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, isTTY: console.IsTerminal})
+	})
+}
+
+// app is one run of the demo: its streams and environment.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	isTTY          func(io.Writer) bool
+}
+
+// usageError is a command line the demo refuses.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// run runs the demo with args and returns the exit status. Tests call it
+// in-process with their own streams.
+func run(ctx context.Context, args []string, a *app) int {
+	cmd := newDemoCmd(a)
+	cmd.SetArgs(args)
+	cmd.SetOut(a.stdout)
+	cmd.SetErr(a.stderr)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		fmt.Fprintf(a.stderr, "offsetstore-demo: interrupted: %v\n", err)
+		return exitInterrupted
+	case errors.As(err, &ue):
+		fmt.Fprintf(a.stderr, "offsetstore-demo: %v\nRun 'offsetstore-demo --help' for usage.\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(a.stderr, "offsetstore-demo: %v\n", err)
+	return exitFailure
+}
+
+func newDemoCmd(a *app) *cobra.Command {
+	var f demoFlags
+	cmd := &cobra.Command{
+		Use:   "offsetstore-demo",
+		Short: "Run a relay, kill it mid-way, restart it, and check that no event was lost",
+		Long: `Run the offset store end to end, at-least-once delivery made visible:
+
+ 1. Start PostgreSQL in a container through testcontainers-go (image
+    $` + envImage + `, else ` + defaultImage + `), unless --database-url names a
+    server; the container is terminated at the end, also on error or Ctrl-C.
+    $DATABASE_URL is deliberately not used: the demo writes rows.
+ 2. Apply the migrations and append --events events to each of --aggregates
+    streams, --batch events per Append.
+ 3. Run a relay: for each stream, replay from its offset + 1, publish each
+    event to an in-memory sink (a count per persistence id and sequence
+    number), and save the offsets every --save-every events.
+ 4. Kill the relay after --kill-at events (cancel its context: no final save),
+    reopen the store as a restarted relay would, and finish from the saved
+    offsets. When the restarted relay has saved once, the killed one wakes
+    up and tries a late save, which is refused (store.ErrFenced).
+ 5. Print events, published, re-published (events published twice: the
+    at-least-once window between the last save and the kill) and lost
+    (events never published; must be 0), and the final offsets.
+
+The exit status is 1 if any event was lost. A progress bar is drawn on
+standard error when it is a terminal. Every run uses its own outbox and
+stream names (demo-<random>), so it can run against a database repeatedly.`,
+		Example: `  offsetstore-demo
+  OFFSETSTORE_TEST_IMAGE=localhost/postgres:17 offsetstore-demo --aggregates 1000 --events 20
+  offsetstore-demo --database-url postgres://offsetstore:offsetstore@127.0.0.1:5432/offsetstore`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("offsetstore-demo takes no arguments; got %d", len(args))
+			}
+			return nil
+		},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.demo(cmd.Context(), &f)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	fs := cmd.Flags()
+	fs.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL URL to run against instead of a container ($DATABASE_URL is not read)")
+	fs.IntVar(&f.aggregates, "aggregates", 200, "number of event streams (aggregates)")
+	fs.IntVar(&f.events, "events", 50, "events per stream")
+	fs.IntVar(&f.batch, "batch", 1000, "events per Append")
+	fs.IntVar(&f.saveEvery, "save-every", 500, "the relay saves its offsets every N events")
+	fs.IntVar(&f.killAt, "kill-at", 0, "kill the first relay after N published events (default: half-way, between two saves)")
+	fs.IntVar(&f.top, "top", 10, "print the first N keys of the final offsets (0: all)")
+	fs.StringVar(&f.image, "image", "", "container image (default $"+envImage+", else "+defaultImage+")")
+	fs.BoolVar(&f.verbose, "verbose", false, "print testcontainers' log on standard error")
+	return cmd
+}
