@@ -26,7 +26,12 @@ const (
 
 // PersistenceID returns the journal persistence id under which the
 // snapshots of outbox are kept: outbox::<outbox>::offsets.
-func PersistenceID(outbox string) string { return "outbox::" + outbox + "::offsets" }
+func PersistenceID(outbox string) string { return PersistenceIDPrefix + outbox + "::offsets" }
+
+// PersistenceIDPrefix starts the persistence id of every outbox's
+// snapshots: no source stream should start with it. Pass it to
+// journal.ListOptions to list the source streams alone.
+const PersistenceIDPrefix = "outbox::"
 
 // Store keeps the offsets of one outbox: a map from source persistence id
 // to the last published sequence number. Every change is written as one
@@ -134,6 +139,12 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 	}
 	return s, nil
 }
+
+// DecodeSnapshot decodes the snapshot row ev, as Open does: a manifest
+// other than codec.Manifest, or a payload codec.Decode refuses, is a
+// *CorruptSnapshotError matching ErrCorruptSnapshot. Tools that read
+// snapshot rows themselves (history, export) use it.
+func DecodeSnapshot(ev journal.Event) (map[string]uint64, error) { return decode(ev) }
 
 func decode(ev journal.Event) (map[string]uint64, error) {
 	if ev.Manifest != codec.Manifest {

@@ -8,12 +8,10 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/outboxkit/offsetstore/cmd/internal/render"
-	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -66,18 +64,11 @@ func readSnapshot(ctx context.Context, c *conn, outbox string) (*render.Snapshot
 	if !ok {
 		return nil, notFound(ctx, c, outbox)
 	}
-	m, err := decodeSnapshot(ev)
+	m, err := store.DecodeSnapshot(ev)
 	if err != nil {
 		return nil, fmt.Errorf("outbox %q: snapshot %d: %w", outbox, ev.SequenceNr, err)
 	}
 	return &render.Snapshot{Outbox: outbox, Event: ev, Offsets: m}, nil
-}
-
-func decodeSnapshot(ev journal.Event) (map[string]uint64, error) {
-	if ev.Manifest != codec.Manifest {
-		return nil, fmt.Errorf("unknown manifest %q (want %q)", ev.Manifest, codec.Manifest)
-	}
-	return codec.Decode(ev.Payload)
 }
 
 // notFound explains why outbox has no snapshot to read.
@@ -204,7 +195,7 @@ warning on standard error.`,
 					return fmt.Errorf("read history of outbox %q: %w", outbox, err)
 				}
 				r := historyRow{Seq: ev.SequenceNr, WrittenAt: render.Time(ev.WrittenAt), Writer: ev.WriterUUID, Bytes: len(ev.Payload)}
-				if m, err := decodeSnapshot(ev); err != nil {
+				if m, err := store.DecodeSnapshot(ev); err != nil {
 					r.Error = err.Error()
 					fmt.Fprintf(a.stderr, "warning: snapshot %d cannot be decoded: %v\n", ev.SequenceNr, err)
 				} else {
@@ -250,7 +241,7 @@ type lagRow struct {
 
 // offsetStreams is the prefix of the offset store's own persistence ids,
 // which are no source streams.
-var offsetStreams = strings.TrimSuffix(store.PersistenceID(""), "::offsets")
+var offsetStreams = store.PersistenceIDPrefix
 
 // highestOf returns the journal's highest sequence number (deleted rows
 // included, as journal.HighestSequenceNr) of every key, through the
