@@ -126,30 +126,38 @@ func newMigrate(db *sql.DB) (*migrate.Migrate, error) {
 // keyword/value strings, and drops the CLI's own x-… parameters, which
 // the server would reject as unknown settings.
 func parseURL(databaseURL string) (*pgx.ConnConfig, error) {
-	if strings.TrimSpace(databaseURL) == "" {
-		return nil, errors.New("empty")
-	}
-	s := databaseURL
-	if scheme, rest, ok := strings.Cut(s, "://"); ok {
-		switch strings.ToLower(scheme) {
-		case "postgres", "postgresql", "pgx", "pgx5":
-		default:
-			return nil, fmt.Errorf("unsupported scheme %q (want postgres://, postgresql:// or pgx5://)", scheme)
-		}
-		u, err := url.Parse("postgres://" + rest)
-		if err != nil {
-			return nil, err
-		}
-		q := u.Query()
-		for k := range q {
-			if strings.HasPrefix(k, "x-") {
-				q.Del(k)
-			}
-		}
-		u.RawQuery = q.Encode()
-		s = u.String()
+	s, err := ConnString(databaseURL)
+	if err != nil {
+		return nil, err
 	}
 	return pgx.ParseConfig(s)
+}
+
+// ConnString turns a database URL as Up takes it into one pgx and the
+// server accept: postgres:// and postgresql:// URLs and keyword/value
+// strings as they are, the migrate CLI's pgx5:// and pgx:// read as
+// postgres://, and the migrate CLI's own x-… parameters (such as
+// x-migrations-table) dropped with golang-migrate's FilterCustomQuery, as
+// the server would reject them as unknown settings. Another scheme is an
+// error.
+func ConnString(databaseURL string) (string, error) {
+	if strings.TrimSpace(databaseURL) == "" {
+		return "", errors.New("empty")
+	}
+	scheme, rest, ok := strings.Cut(databaseURL, "://")
+	if !ok {
+		return databaseURL, nil // keyword/value
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql", "pgx", "pgx5":
+	default:
+		return "", fmt.Errorf("unsupported scheme %q (want postgres://, postgresql:// or pgx5://)", scheme)
+	}
+	u, err := url.Parse("postgres://" + rest)
+	if err != nil {
+		return "", err
+	}
+	return migrate.FilterCustomQuery(u).String(), nil
 }
 
 func describe(cfg *pgx.ConnConfig) string {

@@ -8,16 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/golang-migrate/migrate/v4"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
+
+	"github.com/outboxkit/offsetstore/migrations"
 )
 
 // Main runs run with a context that Ctrl-C or SIGTERM cancels, and exits
@@ -52,16 +52,14 @@ const connectTimeout = 10 * time.Second
 // parameters, which the server would reject as unknown settings, dropped
 // by golang-migrate's FilterCustomQuery), or a keyword/value string.
 func ParseConnString(s string) (*pgxpool.Config, error) {
-	if scheme, rest, ok := strings.Cut(s, "://"); ok {
-		switch strings.ToLower(scheme) {
-		case "pgx", "pgx5":
-			s = "postgres://" + rest
-		}
-		if u, err := url.Parse(s); err == nil && u.RawQuery != "" {
-			s = migrate.FilterCustomQuery(u).String()
+	norm := s // empty: the PG* environment variables alone
+	if strings.TrimSpace(s) != "" {
+		var err error
+		if norm, err = migrations.ConnString(s); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidConnString, err)
 		}
 	}
-	cfg, err := pgxpool.ParseConfig(s)
+	cfg, err := pgxpool.ParseConfig(norm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConnString, err)
 	}
