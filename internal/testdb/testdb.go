@@ -85,6 +85,7 @@ func Main(m *testing.M) {
 	if server != nil {
 		server.close()
 	}
+	closeCitus()
 	if testing.Verbose() && createTime.n > 0 {
 		fmt.Printf("testdb: %d databases created from the template, mean %v, max %v\n",
 			createTime.n, (createTime.total / time.Duration(createTime.n)).Round(time.Millisecond), createTime.max.Round(time.Millisecond))

@@ -53,6 +53,18 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 			RunHead(t, newJournal)
 		})
 	}
+	if _, ok := newJournal(t).(journal.StreamLister); ok {
+		t.Run("StreamLister", func(t *testing.T) {
+			t.Parallel()
+			RunStreamLister(t, newJournal)
+		})
+	}
+	if _, ok := newJournal(t).(journal.HighestReader); ok {
+		t.Run("HighestReader", func(t *testing.T) {
+			t.Parallel()
+			RunHighestReader(t, newJournal)
+		})
+	}
 }
 
 // Collect drains seq and returns its events, stopping at the first error.

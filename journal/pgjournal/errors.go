@@ -27,6 +27,9 @@ import (
 //     without SELECT on the table does not get it), by a constraint name
 //     ending in _pkey. A unique violation of any other index is not a
 //     conflict: it is a plain error naming the constraint.
+//     Citus reports such a violation inside a COPY or an INSERT … SELECT
+//     on a distributed table as an internal error (XX000) with the same
+//     detail; it counts too.
 //   - A serialization failure (40001, what the loser of a race gets under
 //     SERIALIZABLE instead of a unique violation) or a deadlock (40P01)
 //     during Append is a *journal.RolledBackError (matching
@@ -38,7 +41,14 @@ import (
 func (j *Journal) interpretError(ctx context.Context, op string, err error, events []journal.Event) error {
 	var pgErr *pgconn.PgError
 	if events != nil && errors.As(err, &pgErr) {
-		switch pgErr.Code {
+		code := pgErr.Code
+		if code == pgerrcode.InternalError && strings.Contains(pgErr.Detail, keyColumns) {
+			// Citus reports a unique violation inside a COPY or an
+			// INSERT … SELECT on a distributed table as an internal
+			// error, with the worker's detail.
+			code = pgerrcode.UniqueViolation
+		}
+		switch code {
 		case pgerrcode.UniqueViolation:
 			if isSequenceKey(pgErr) {
 				pid, seq := locateConflict(pgErr.Detail, events)
@@ -52,6 +62,9 @@ func (j *Journal) interpretError(ctx context.Context, op string, err error, even
 			}
 			return rb
 		}
+	}
+	if !j.citus && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.FeatureNotSupported {
+		return fmt.Errorf("pgjournal: %s: %w (on a Citus distributed table, make the journal with pgjournal.WithCitus())", op, err)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		return fmt.Errorf("pgjournal: %s: %w (%w)", op, ctxErr, err)
