@@ -1,0 +1,355 @@
+package reliability_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxkit/offsetstore/codec"
+	"github.com/outboxkit/offsetstore/internal/faultjournal"
+	"github.com/outboxkit/offsetstore/internal/faultproxy"
+	rel "github.com/outboxkit/offsetstore/internal/reliability"
+	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/store"
+)
+
+// The split-brain, lost-acknowledgement and worker-outage tests on a
+// journal distributed by persistence_id over a Citus cluster.
+
+// citusJournal is a journal on db's table through pool.
+func citusJournal(db *testdb.CitusDB, pool *pgxpool.Pool) *pgjournal.Journal {
+	return pgjournal.New(pool, pgjournal.WithTable(db.Table()), pgjournal.WithCitus())
+}
+
+// reloadCitus opens outbox afresh on a pool of its own and returns its
+// offsets: what a restarted relay would resume from.
+func reloadCitus(t *testing.T, db *testdb.CitusDB, outbox string) map[string]uint64 {
+	t.Helper()
+	pool := db.NewPool(t, nil)
+	defer pool.Close()
+	return load(t, open(t, citusJournal(db, pool), outbox))
+}
+
+// citusViaProxy returns a fault proxy in front of the coordinator and a
+// pool on it whose connections pass through the proxy.
+func citusViaProxy(t *testing.T, db *testdb.CitusDB) (*pgxpool.Pool, *faultproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(db.URL)
+	if err != nil {
+		t.Fatalf("parse coordinator URL: %v", err)
+	}
+	p, err := faultproxy.Start(u.Host)
+	if err != nil {
+		t.Fatalf("start fault proxy: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pool := db.NewPool(t, func(c *pgxpool.Config) {
+		c.ConnConfig.Host = "127.0.0.1"
+		c.ConnConfig.Port = p.Port()
+	})
+	return pool, p
+}
+
+// checkSnapshotsIn replays every snapshot of outbox through j: sequence
+// numbers 1..hi without a gap, each decodable, no key lower than in the
+// snapshot before and none dropped.
+func checkSnapshotsIn(t *testing.T, j journal.Journal, outbox string, hi uint64) {
+	t.Helper()
+	prev := map[string]uint64{}
+	var n uint64
+	for ev, err := range j.Replay(context.Background(), store.PersistenceID(outbox), 1, math.MaxUint64, math.MaxUint64) {
+		if err != nil {
+			t.Fatalf("replay snapshots: %v", err)
+		}
+		n++
+		if ev.SequenceNr != n {
+			t.Fatalf("snapshot %d follows %d: a gap", ev.SequenceNr, n-1)
+		}
+		m, err := codec.Decode(ev.Payload)
+		if err != nil {
+			t.Fatalf("snapshot %d: %v", ev.SequenceNr, err)
+		}
+		for k, v := range prev {
+			if m[k] < v {
+				t.Fatalf("snapshot %d (writer %s): %q went back from %d to %d", ev.SequenceNr, ev.WriterUUID, k, v, m[k])
+			}
+		}
+		prev = m
+	}
+	if n != hi {
+		t.Fatalf("%d snapshots, want %d (the highest a relay wrote)", n, hi)
+	}
+}
+
+// TestSplitBrainOnCitus races two relays on one outbox, each on its own
+// pool on the coordinator; both writes route to the same shard, whose
+// primary key decides. One side keeps writing, the other is fenced for
+// good; snapshots are gap-free and never go back; nothing acknowledged is
+// lost.
+func TestSplitBrainOnCitus(t *testing.T) {
+	t.Parallel()
+	d := rel.EnvDuration(t, envSplitDuration, 3*time.Second)
+	db := testdb.NewCitus(t)
+	ctx := context.Background()
+	sides := make([]*racer, 2)
+	for i, name := range []string{"relay-a", "relay-b"} {
+		j := citusJournal(db, db.NewPool(t, nil))
+		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{},
+			s: open(t, j, "split", store.WithRetention(keepAll), store.WithWriterID(name))}
+	}
+	var counter atomic.Uint64
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, r := range sides {
+		wg.Go(func() {
+			<-start
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				v := counter.Add(1)
+				m := map[string]uint64{"shared": v, fmt.Sprint("k", v%32): v, r.name: v}
+				err := r.s.Save(ctx, m)
+				switch {
+				case err == nil:
+					r.ok++
+					merge(r.acked, m)
+					if r.fenced > 0 {
+						r.okAfterOwn++
+					}
+				case isFenced(err):
+					r.fenced++
+					time.Sleep(time.Millisecond)
+				default:
+					r.other = append(r.other, err)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, r := range sides {
+		t.Logf("%s: %d saves, %d calls fenced, %d other errors", r.name, r.ok, r.fenced, len(r.other))
+		for _, err := range r.other {
+			t.Errorf("%s: unexpected error: %v", r.name, err)
+		}
+		if r.okAfterOwn > 0 {
+			t.Errorf("%s: %d saves succeeded after it was fenced", r.name, r.okAfterOwn)
+		}
+	}
+	winner, loser := sides[0], sides[1]
+	if winner.fenced > 0 {
+		winner, loser = loser, winner
+	}
+	switch {
+	case winner.fenced > 0:
+		t.Fatal("both relays were fenced: nobody owns the outbox")
+	case loser.fenced < 3:
+		t.Fatalf("%s was fenced %d times: the race did not happen or ended too early", loser.name, loser.fenced)
+	}
+	checkSnapshotsIn(t, citusJournal(db, db.Pool), "split", winner.s.SequenceNr())
+	if l := lost(reloadCitus(t, db, "split"), winner.acked); len(l) > 0 {
+		t.Fatalf("acknowledged offsets lost: %v", l)
+	}
+	rel.Figure(t, "citus_split_winner_saves", float64(winner.ok), "saves")
+	rel.Figure(t, "citus_split_loser_fenced_calls", float64(loser.fenced), "calls")
+}
+
+// TestSplitBrainFailoverOnCitus: a fenced relay reopens at once and races
+// again, so ownership changes hands many times. No acknowledged save of
+// either side is lost, and no snapshot goes back.
+func TestSplitBrainFailoverOnCitus(t *testing.T) {
+	t.Parallel()
+	d := rel.EnvDuration(t, envSplitDuration, 3*time.Second)
+	db := testdb.NewCitus(t)
+	ctx := context.Background()
+	var counter atomic.Uint64
+	sides := make([]*racer, 2)
+	for i, name := range []string{"relay-a", "relay-b"} {
+		j := citusJournal(db, db.NewPool(t, nil))
+		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{}, s: open(t, j, "failover", store.WithRetention(keepAll))}
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, r := range sides {
+		wg.Go(func() {
+			<-start
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				v := counter.Add(1)
+				m := map[string]uint64{"shared": v, fmt.Sprint("k", v%32): v, r.name: v}
+				err := r.s.Save(ctx, m)
+				switch {
+				case err == nil:
+					r.ok++
+					merge(r.acked, m)
+				case isFenced(err):
+					r.fenced++
+					s, err := store.Open(ctx, r.j, "failover", store.WithRetention(keepAll))
+					if err != nil {
+						r.other = append(r.other, err)
+						return
+					}
+					r.s = s
+				default:
+					r.other = append(r.other, err)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	var hi uint64
+	for _, r := range sides {
+		t.Logf("%s: %d saves, fenced and reopened %d times", r.name, r.ok, r.fenced)
+		for _, err := range r.other {
+			t.Errorf("%s: unexpected error: %v", r.name, err)
+		}
+		hi = max(hi, r.s.SequenceNr())
+	}
+	if sides[0].fenced+sides[1].fenced == 0 {
+		t.Fatal("no relay was ever fenced: the race did not happen")
+	}
+	checkSnapshotsIn(t, citusJournal(db, db.Pool), "failover", hi)
+	got := reloadCitus(t, db, "failover")
+	for _, r := range sides {
+		if l := lost(got, r.acked); len(l) > 0 {
+			t.Fatalf("%s: acknowledged offsets lost: %v", r.name, l)
+		}
+	}
+	rel.Figure(t, "citus_failover_handovers", float64(sides[0].fenced+sides[1].fenced), "fences")
+}
+
+// TestDroppedReplyAfterCommitOnCitus drops the coordinator's reply to the
+// store's INSERT after the worker committed it, round after round. The
+// store adopts its own write, at once (read back on a fresh connection)
+// or at the next save (when the read-back fails too), and never reports
+// ErrFenced or loses it.
+func TestDroppedReplyAfterCommitOnCitus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rounds := rel.EnvInt(t, envDropRounds, 10)
+	db := testdb.NewCitus(t)
+	pool, proxy := citusViaProxy(t, db)
+	writer := fmt.Sprintf("citus-dropped-reply-%d", rand.Uint64())
+	fj := faultjournal.New(citusJournal(db, pool))
+	s := open(t, fj, "dropped", store.WithWriterID(writer))
+	save(t, s, map[string]uint64{"a": 1})
+	acked := map[string]uint64{"a": 1}
+	for i := range rounds {
+		adopted, dropped := s.Stats().Adopted, proxy.Dropped.Load()
+		m := map[string]uint64{"a": uint64(i) + 2, fmt.Sprint("round-", i): 1}
+		proxy.DropReplyAfter([]byte(writer))
+		if i%2 == 0 {
+			if err := s.Save(ctx, m); err != nil {
+				t.Fatalf("round %d: Save with a dropped reply = %v, want nil (adopted at once)", i, err)
+			}
+		} else {
+			fj.FailReplay.Store(1)
+			if err := s.Save(ctx, m); err == nil || isFenced(err) {
+				t.Fatalf("round %d: Save with a dropped reply and a failed read-back = %v, want a plain error", i, err)
+			}
+			next := map[string]uint64{fmt.Sprint("after-", i): 1}
+			if err := s.Save(ctx, next); err != nil {
+				t.Fatalf("round %d: next Save = %v, want nil (adopting the earlier write)", i, err)
+			}
+			merge(acked, next)
+		}
+		merge(acked, m)
+		if got := proxy.Dropped.Load() - dropped; got != 1 || proxy.Armed() {
+			t.Fatalf("round %d: %d replies dropped (armed %v): the fault did not happen", i, got, proxy.Armed())
+		}
+		if got := s.Stats().Adopted - adopted; got != 1 {
+			t.Fatalf("round %d: %d writes adopted, want 1", i, got)
+		}
+	}
+	wantOffsets(t, load(t, s), acked)
+	wantOffsets(t, reloadCitus(t, db, "dropped"), acked)
+	rel.Figure(t, "citus_dropped_reply_rounds", float64(rounds), "rounds")
+}
+
+// TestWorkerStoppedDuringSaves stops the worker that holds the outbox's
+// shard while a relay saves in a loop. With the worker down, Save fails
+// with an error naming it (never ErrFenced, never a silent success); once
+// it is back, the same store saves again without a reopen, and every
+// acknowledged save is there. It stops a worker of the shared cluster, so
+// it does not run in parallel with the other Citus tests.
+func TestWorkerStoppedDuringSaves(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.NewCitus(t)
+	j := citusJournal(db, db.Pool)
+	s := open(t, j, "worker-outage", store.WithWriterID(fmt.Sprintf("outage-%d", rand.Uint64())))
+	save(t, s, map[string]uint64{"all": 0, "before": 1})
+
+	stopLoop := startLoop(s)
+	time.Sleep(300 * time.Millisecond)
+	stopAt := time.Now()
+	worker, err := db.StopWorker(ctx, t, s.PersistenceID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopTook := time.Since(stopAt)
+	time.Sleep(500 * time.Millisecond)
+	during := stopLoop()
+	t.Logf("worker %s stopped in %v; the loop saved %d times and failed %d times", worker, stopTook, during.ok, during.fails)
+	if during.fails == 0 {
+		t.Fatalf("no save failed while %s was down: the fault did not happen", worker)
+	}
+
+	// Down: a save fails at once, with an error that says which node.
+	begin := time.Now()
+	err = s.Save(ctx, map[string]uint64{"down": 1})
+	toError := time.Since(begin)
+	if err == nil {
+		t.Fatalf("Save with %s down succeeded", worker)
+	}
+	if isFenced(err) || errors.Is(err, journal.ErrSequenceConflict) {
+		t.Fatalf("Save with %s down = %v, want a connection error, not a fence or conflict", worker, err)
+	}
+	if !strings.Contains(err.Error(), worker) {
+		t.Errorf("Save with %s down = %q: the error does not name the worker", worker, err)
+	}
+	t.Logf("Save with the worker down failed after %v: %v", toError, err)
+	if toError > 5*time.Second {
+		t.Errorf("Save with the worker down took %v to fail", toError)
+	}
+	if got := load(t, s); got["down"] != 0 {
+		t.Fatalf("Load shows the failed save: %v", got)
+	}
+
+	// Back: the same store saves again, without a reopen.
+	begin = time.Now()
+	if err := db.Cluster.StartWorker(ctx, worker); err != nil {
+		t.Fatal(err)
+	}
+	startTook := time.Since(begin)
+	final := map[string]uint64{"final": 1}
+	tries, err := within(10*time.Second, func() error { return s.Save(ctx, final) })
+	if err != nil {
+		t.Fatalf("no save succeeded within 10 s after %s was back (%d tries): %v", worker, tries, err)
+	}
+	toRecover := time.Since(begin)
+	t.Logf("worker started in %v; first save succeeded %v after the start began, at try %d", startTook, toRecover, tries)
+	merge(during.acked, final)
+	for _, err := range during.fenced {
+		t.Fatalf("spurious ErrFenced for the only writer: %v", err)
+	}
+	got := reloadCitus(t, db, "worker-outage")
+	if l := lost(got, during.acked); len(l) > 0 {
+		t.Fatalf("%d acknowledged offsets lost: %v", len(l), l)
+	}
+	wantOffsets(t, got, load(t, s))
+	rel.Figure(t, "citus_worker_stop", rel.Millis(stopTook), "ms")
+	rel.Figure(t, "citus_save_time_to_error_worker_down", rel.Millis(toError), "ms")
+	rel.Figure(t, "citus_worker_start", rel.Millis(startTook), "ms")
+	rel.Figure(t, "citus_save_time_to_recover", rel.Millis(toRecover), "ms")
+	rel.Figure(t, "citus_save_tries_to_recover", float64(tries), "saves")
+}
