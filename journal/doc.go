@@ -12,6 +12,20 @@
 // ascending order. DeleteTo removes a prefix of a stream but never lowers
 // HighestSequenceNr: the highest row is kept, marked Deleted.
 //
+// # Optional interfaces
+//
+// A backend may implement more than Journal; callers find out with a type
+// assertion and use the fallbacks given here otherwise:
+//
+//   - NextAppender: append only as the newest event of its stream, the
+//     fencing step of the offset store.
+//   - HeadReader: the newest live event and the highest number in one
+//     consistent read (ReadHead falls back to re-reading).
+//   - StreamLister: the persistence ids in order, paged
+//     (AllPersistenceIDs iterates every page).
+//   - HighestReader: the highest sequence numbers of many streams in one
+//     round trip.
+//
 // # Backends
 //
 // NewMemory returns an in-memory reference journal for tests. Package

@@ -85,6 +85,25 @@
 // three). A DBTX of the caller's own that has no SendBatch gets the INSERT
 // alone, without the lock.
 //
+// PersistenceIDs (journal.StreamLister) is a loose index scan: a
+// recursive query that probes the primary key for the next
+// persistence_id above the previous one, one index descent per stream,
+// stopped by LIMIT, in the column's collation order. HighestSequenceNrs
+// (journal.HighestReader) reads up to MaxHighestBatch streams per
+// statement: unnest of the ids with a LATERAL max per id.
+//
+// # Citus
+//
+// On a Citus table distributed by persistence_id, make the journal with
+// WithCitus. Every method except the listing and the heads names one
+// persistence id and runs on one shard; AppendNext then sends its check
+// and its plain insert as two one-shard statements (without it, Citus
+// pulls the conditional insert's row through the coordinator: correct,
+// slower). PersistenceIDs becomes a DISTINCT … ORDER BY … LIMIT pushed to
+// every shard, HighestSequenceNrs a grouped read of the ids: multi-shard
+// reads. Write through the coordinator: AppendNext's advisory lock lives on
+// the node a client is connected to.
+//
 // # Atomicity and transactions
 //
 // Each statement is atomic on its own, so a batch is written whole or not
