@@ -64,6 +64,12 @@ func EncodedLen(offsets map[string]uint64) (int, error) {
 }
 
 func (l limits) appendEncode(dst []byte, offsets map[string]uint64) ([]byte, error) {
+	return l.appendEncodeIndexed(dst, offsets, nil)
+}
+
+// appendEncodeIndexed is appendEncode that also records, in index when it
+// is not nil, the position of every key's value in the returned slice.
+func (l limits) appendEncodeIndexed(dst []byte, offsets map[string]uint64, index map[string]int) ([]byte, error) {
 	keys, n, err := l.measure(offsets, true)
 	if err != nil {
 		return dst, err
@@ -79,6 +85,9 @@ func (l limits) appendEncode(dst []byte, offsets map[string]uint64) ([]byte, err
 	for _, k := range keys {
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(k)))
 		dst = append(dst, k...)
+		if index != nil {
+			index[k] = len(dst)
+		}
 		dst = binary.LittleEndian.AppendUint64(dst, offsets[k])
 	}
 	return dst, nil

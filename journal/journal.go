@@ -37,7 +37,8 @@ type Journal interface {
 	// whose (PersistenceID, SequenceNr) already exists, or appears twice in
 	// the batch, fails the whole call with an error that matches
 	// ErrSequenceConflict. Invalid events fail with ErrInvalidArgument before
-	// any I/O. Appending no events is a no-op.
+	// any I/O. Appending no events is a no-op. Append does not keep the
+	// events' Payload or Tags after it returns: the caller may reuse them.
 	Append(ctx context.Context, events ...Event) error
 
 	// Replay yields the non-deleted events of persistenceID with
@@ -73,6 +74,7 @@ type NextAppender interface {
 	// AppendNext appends ev only if HighestSequenceNr(ev.PersistenceID) is
 	// below ev.SequenceNr, in one atomic step. Otherwise it appends nothing
 	// and fails with an error matching ErrSequenceConflict, naming ev's
-	// persistence id and sequence number.
+	// persistence id and sequence number. Like Append, it does not keep
+	// ev's Payload or Tags after it returns.
 	AppendNext(ctx context.Context, ev Event) error
 }

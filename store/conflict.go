@@ -4,52 +4,89 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 
-	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
 )
 
-// resolveConflict handles a conflict at seq: the row there is either an
-// earlier write of this store whose acknowledgement was lost, or another
-// writer's, which fences this store.
-func (s *Store) resolveConflict(ctx context.Context, op string, w *write, conflict error) (bool, error) {
+// resolveConflict handles a write of w refused with cause: a conflict at
+// w.seq, or a write the backend rolled back (journal.ErrRolledBack). It
+// reads through the store's own journal what is at w.seq: an earlier write
+// of this store whose acknowledgement was lost (adopted), another writer's
+// row (which fences this store), or, for a rolled-back write, nothing (the
+// call may be retried). retry is true when an earlier write in doubt was
+// adopted and the change must be built again on top of it.
+func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause error) (retry bool, _ error) {
 	seq := w.seq
+	rolledBack := !errors.Is(cause, journal.ErrSequenceConflict)
 	ev, ok, err := s.readAt(ctx, seq)
 	if err != nil {
+		if rolledBack {
+			return false, fmt.Errorf("store: %s %q: snapshot %d rolled back, nothing written (%w); reading what is there: %w", op, s.outbox, seq, cause, err)
+		}
 		return false, fmt.Errorf("store: %s %q: snapshot %d exists; reading it: %w", op, s.outbox, seq, err)
 	}
 	if ok && ev.WriterUUID == s.cfg.writer {
-		if bytes.Equal(ev.Payload, w.enc.payload) {
+		if bytes.Equal(ev.Payload, w.ev.Payload) {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: found own snapshot committed; adopted",
 				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
 			s.commit(w, true)
 			return false, nil
 		}
-		if _, mine := s.doubt[sha256.Sum256(ev.Payload)]; mine && s.doubtSeq == seq {
+		if s.inDoubt(seq, ev.Payload) {
 			// An earlier write of ours, in doubt until now: its payload is
 			// the offsets it meant to write.
-			m, err := codec.Decode(ev.Payload)
+			snap, err := parseSnapshot(ev)
 			if err != nil {
 				return false, fmt.Errorf("store: %s %q: adopt snapshot %d: %w", op, s.outbox, seq, err)
 			}
 			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
 				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
-			s.advance(seq, nil, true, func() { s.offsets = m })
+			s.advance(seq, true, func() { s.snap = snap })
 			return true, nil
 		}
 	}
+	if !ok && rolledBack {
+		return false, fmt.Errorf("store: %s %q: snapshot %d: nothing written; the call may be retried: %w", op, s.outbox, seq, cause)
+	}
 	f := &FencedError{Outbox: s.outbox, SequenceNr: seq}
+	var headErr error
 	if ok {
 		f.Writer = ev.WriterUUID
+	} else {
+		// The row at seq is gone (pruned) or was never there, yet a row at
+		// or above it exists: name the writer of the newest one.
+		h, err := journal.ReadHead(ctx, s.j, s.pid)
+		switch {
+		case err != nil:
+			headErr = err
+		case h.HasLast:
+			f.SequenceNr, f.Writer = h.Last.SequenceNr, h.Last.WriterUUID
+		case h.Highest > 0:
+			f.SequenceNr = h.Highest
+		}
 	}
 	s.mu.Lock()
 	s.fenced = f
 	s.mu.Unlock()
 	s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: fenced by another writer",
-		slog.String("outbox", s.outbox), slog.Uint64("seq", seq), slog.String("writer", f.Writer))
-	return false, fmt.Errorf("%w (%s: %v)", f, op, conflict)
+		slog.String("outbox", s.outbox), slog.Uint64("seq", f.SequenceNr), slog.String("writer", f.Writer))
+	if headErr != nil {
+		return false, fmt.Errorf("%w (%s: %v; reading the newest snapshot: %v)", f, op, cause, headErr)
+	}
+	return false, fmt.Errorf("%w (%s: %v)", f, op, cause)
+}
+
+// inDoubt reports whether payload is one of this store's writes in doubt
+// at seq.
+func (s *Store) inDoubt(seq uint64, payload []byte) bool {
+	if s.doubtSeq != seq || len(s.doubt) == 0 {
+		return false
+	}
+	_, mine := s.doubt[sha256.Sum256(payload)]
+	return mine
 }
 
 func (s *Store) readAt(ctx context.Context, seq uint64) (journal.Event, bool, error) {

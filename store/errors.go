@@ -100,16 +100,28 @@ type invalidError struct {
 	what   string
 	value  string
 	reason string
+	// op and outbox, when set, name the call that refused the input.
+	op, outbox string
 }
 
 func (e *invalidError) Error() string {
-	return fmt.Sprintf("%v: %s %s %s", e.kind, e.what, quoteShort(e.value), e.reason)
+	bare := fmt.Sprintf("%s: %s %s %s", strings.TrimPrefix(e.kind.Error(), "store: "), e.what, quoteShort(e.value), e.reason)
+	if e.op != "" {
+		return fmt.Sprintf("store: %s %q: %s", e.op, e.outbox, bare)
+	}
+	return "store: " + bare
 }
 
-// bare is the message without the kind's package prefix, for wrapping by
-// a message that has one.
-func (e *invalidError) bare() string {
-	return fmt.Sprintf("%s: %s %s %s", strings.TrimPrefix(e.kind.Error(), "store: "), e.what, quoteShort(e.value), e.reason)
+// wrapOp wraps err, an error of the call op on outbox, as
+// "store: <op> <outbox>: …", without repeating the "store:" of an
+// invalid-input error.
+func wrapOp(op, outbox string, err error) error {
+	if ie, ok := err.(*invalidError); ok {
+		c := *ie
+		c.op, c.outbox = op, outbox
+		return &c
+	}
+	return fmt.Errorf("store: %s %q: %w", op, outbox, err)
 }
 
 func (e *invalidError) Is(target error) bool { return target == e.kind }

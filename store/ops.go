@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"slices"
+
+	"github.com/outboxkit/offsetstore/codec"
 )
 
 // Save merges offsets into the stored ones and writes the result as a new
@@ -12,48 +12,36 @@ import (
 // ignored. A Save that changes nothing writes nothing. Save returns nil only
 // once the snapshot is committed. A key that is not valid fails the whole
 // call with ErrInvalidKey before anything is written.
+//
+// Its cost follows the keys it names, not the keys the outbox holds: one
+// lookup per key, and a new key is appended to the snapshot rather than
+// sorted in. Only sending the snapshot grows with the outbox.
 func (s *Store) Save(ctx context.Context, offsets map[string]uint64) error {
-	if err := validateKeys(maps.Keys(offsets)); err != nil {
-		return fmt.Errorf("store: save %q: %w", s.outbox, err)
-	}
-	return s.change(ctx, "save", func(cur map[string]uint64) *delta {
-		return setDelta(cur, offsets, func(old, v uint64) bool { return v > old })
-	})
+	return s.change(ctx, "save", raise(offsets))
 }
 
 // Rewind sets the given keys to the given values, lower ones included: the
 // operator's way to re-publish from an earlier point. Other keys keep their
 // offsets. Durable and fenced like Save.
 func (s *Store) Rewind(ctx context.Context, offsets map[string]uint64) error {
-	if err := validateKeys(maps.Keys(offsets)); err != nil {
-		return fmt.Errorf("store: rewind %q: %w", s.outbox, err)
-	}
-	return s.change(ctx, "rewind", func(cur map[string]uint64) *delta {
-		return setDelta(cur, offsets, func(old, v uint64) bool { return v != old })
-	})
+	return s.change(ctx, "rewind", func(e *codec.Edit) error { return set(e, offsets) })
 }
 
 // Forget drops keys from the offsets, so that their streams are followed
 // from the start again if they reappear. Keys not present are ignored.
 // Durable and fenced like Save.
 func (s *Store) Forget(ctx context.Context, keys ...string) error {
-	if err := validateKeys(slices.Values(keys)); err != nil {
-		return fmt.Errorf("store: forget %q: %w", s.outbox, err)
-	}
-	return s.change(ctx, "forget", func(cur map[string]uint64) *delta {
-		var d *delta
+	return s.change(ctx, "forget", func(e *codec.Edit) error {
 		for _, k := range keys {
-			if _, ok := cur[k]; !ok {
+			if e.Delete(k) {
 				continue
 			}
-			if d == nil {
-				d = &delta{}
-			}
-			if !slices.Contains(d.del, k) {
-				d.del = append(d.del, k)
+			// Not held: only its validity matters.
+			if err := ValidateKey(k); err != nil {
+				return err
 			}
 		}
-		return d
+		return nil
 	})
 }
 
@@ -63,51 +51,84 @@ func (s *Store) Forget(ctx context.Context, keys ...string) error {
 // atomic where Rewind followed by Forget would write two snapshots.
 // Durable and fenced like Save.
 func (s *Store) Replace(ctx context.Context, offsets map[string]uint64) error {
-	if err := validateKeys(maps.Keys(offsets)); err != nil {
-		return fmt.Errorf("store: replace %q: %w", s.outbox, err)
-	}
-	return s.change(ctx, "replace", func(cur map[string]uint64) *delta {
-		d := setDelta(cur, offsets, func(old, v uint64) bool { return v != old })
-		for k := range cur {
-			if _, ok := offsets[k]; ok {
-				continue
-			}
-			if d == nil {
-				d = &delta{}
-			}
-			d.del = append(d.del, k)
+	return s.change(ctx, "replace", func(e *codec.Edit) error {
+		if err := set(e, offsets); err != nil {
+			return err
 		}
-		return d
+		// The writer holds sem: s.snap is the snapshot e edits.
+		for k := range s.snap.All() {
+			if _, ok := offsets[k]; !ok {
+				e.Delete(k)
+			}
+		}
+		return nil
 	})
 }
 
-// delta is one change to the offsets: keys to set and keys to drop.
-type delta struct {
-	set map[string]uint64
-	del []string
+// raise returns the change of Save: every key of offsets set where it is
+// new or higher than the stored value.
+func raise(offsets map[string]uint64) func(e *codec.Edit) error {
+	return func(e *codec.Edit) error { return merge(e, offsets, higher) }
 }
 
-func (d *delta) apply(m map[string]uint64) {
-	for k, v := range d.set {
-		m[k] = v
-	}
-	for _, k := range d.del {
-		delete(m, k)
-	}
-}
+func higher(old, v uint64) bool  { return v > old }
+func differs(old, v uint64) bool { return v != old }
 
-// setDelta returns the delta that sets each key of offsets that cur lacks,
-// or whose stored value moves as moves says; nil when there is none.
-func setDelta(cur, offsets map[string]uint64, moves func(old, v uint64) bool) *delta {
-	var d *delta
+// set sets every key of offsets to its value, lower ones included.
+func set(e *codec.Edit, offsets map[string]uint64) error { return merge(e, offsets, differs) }
+
+// bulkShare is the share of the outbox's keys from which a change walks
+// the whole snapshot (codec.Edit.PutAll) rather than looking its keys up
+// one by one: a walk costs about a fifth of a lookup per entry, so from a
+// quarter of the keys on it costs no more than the lookups would, and the
+// cost of a call stays proportional to the keys it names.
+const bulkShare = 4
+
+// merge sets the keys of offsets where moves(old, new) says so, and adds
+// those the snapshot lacks.
+func merge(e *codec.Edit, offsets map[string]uint64, moves func(old, v uint64) bool) error {
+	var fresh []string
+	if len(offsets)*bulkShare >= e.Len() && e.Len() > 0 {
+		if held := e.PutAll(offsets, moves); held < len(offsets) {
+			for k := range offsets {
+				if _, _, ok := e.Lookup(k); !ok {
+					fresh = append(fresh, k)
+				}
+			}
+		}
+		return addKeys(e, fresh, offsets)
+	}
 	for k, v := range offsets {
-		if old, ok := cur[k]; ok && !moves(old, v) {
+		if old, slot, ok := e.Lookup(k); ok {
+			if moves(old, v) {
+				e.Put(slot, v)
+			}
 			continue
 		}
-		if d == nil {
-			d = &delta{set: make(map[string]uint64, len(offsets))}
-		}
-		d.set[k] = v
+		fresh = append(fresh, k)
 	}
-	return d
+	return addKeys(e, fresh, offsets)
+}
+
+// addKeys adds keys, which the snapshot does not hold, with their values
+// in offsets, once ValidateKey accepts every one of them (keys already held
+// are not checked again). They are appended in ascending order: sorting
+// costs what the call adds, not what the outbox holds, and a snapshot
+// whose new keys all sort after the old ones stays canonical (the first
+// one always does).
+func addKeys(e *codec.Edit, keys []string, offsets map[string]uint64) error {
+	for _, k := range keys {
+		if err := ValidateKey(k); err != nil {
+			return err
+		}
+	}
+	if len(keys) > 1 {
+		slices.Sort(keys)
+	}
+	for _, k := range keys {
+		if err := e.Set(k, offsets[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

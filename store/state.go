@@ -2,23 +2,41 @@ package store
 
 import (
 	"context"
-	"maps"
 
+	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
 )
 
 // loadState sets the state Open found: the snapshot last (nil for none)
 // at sequence number seq. It runs before the store is shared.
 func (s *Store) loadState(seq uint64, last *journal.Event) error {
-	m := map[string]uint64{}
+	var (
+		snap *codec.Snapshot
+		err  error
+	)
 	if last != nil {
-		var err error
-		if m, err = decode(*last); err != nil {
-			return err
-		}
+		snap, err = parseSnapshot(*last)
+	} else {
+		snap, err = codec.NewSnapshot(nil)
 	}
-	s.offsets, s.seq = m, seq
+	if err != nil {
+		return err
+	}
+	s.snap, s.seq = snap, seq
 	return nil
+}
+
+// parseSnapshot reads the snapshot row ev, indexed for editing. An unknown
+// manifest or an undecodable payload is a *CorruptSnapshotError.
+func parseSnapshot(ev journal.Event) (*codec.Snapshot, error) {
+	if ev.Manifest != codec.Manifest {
+		return nil, &CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: errUnknownManifest}
+	}
+	snap, err := codec.ParseSnapshot(ev.Payload)
+	if err != nil {
+		return nil, &CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: err}
+	}
+	return snap, nil
 }
 
 // Load returns a copy of the current offsets: those of the newest snapshot
@@ -29,5 +47,5 @@ func (s *Store) Load(ctx context.Context) (map[string]uint64, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return maps.Clone(s.offsets), nil
+	return s.snap.Map(), nil
 }

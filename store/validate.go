@@ -29,15 +29,6 @@ func ValidateKey(key string) error {
 
 func validateName(name string) error { return ValidateName(name) }
 
-func validateKeys(keys func(func(string) bool)) error {
-	for k := range keys {
-		if err := ValidateKey(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // textProblem says what is wrong with s as a name or key, or "" when
 // nothing is. The length is checked first, so that a huge input is refused
 // before it is scanned.

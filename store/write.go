@@ -3,40 +3,41 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 
 	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
 )
 
-// change asks build for the change to the current offsets and writes the
-// result. build returns nil when nothing changes; it must not modify cur.
-// It may run twice: again on the adopted offsets when an earlier write of
-// this store turns out to have committed.
-func (s *Store) change(ctx context.Context, op string, build func(cur map[string]uint64) *delta) error {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("store: %s %q: %w", op, s.outbox, ctx.Err())
+// change runs build on an edit of the current snapshot and writes the
+// result. build leaves the edit unchanged when nothing changes; an error
+// of build fails the call before anything is written. build may run twice:
+// again on the adopted snapshot when an earlier write of this store turns
+// out to have committed.
+func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit) error) error {
+	release, err := s.acquire(ctx, op)
+	if err != nil {
+		return err
 	}
-	defer func() { <-s.sem }()
+	defer release()
 
-	if f := s.fencedErr(); f != nil {
-		return f
-	}
 	for attempt := 0; ; attempt++ {
-		// Only writers, which hold sem, change offsets and seq: no lock is
+		// Only writers, which hold sem, change snap and seq: no lock is
 		// needed to read them here.
-		d := build(s.offsets)
-		if d == nil {
+		e := s.snap.Edit()
+		if err := build(e); err != nil {
+			return wrapOp(op, s.outbox, err)
+		}
+		if !e.Changed() {
 			return nil
 		}
-		retry, err := s.write(ctx, op, s.seq+1, d)
+		w := s.newWrite(s.seq+1, e)
+		if err := s.ready(ctx, op, w); err != nil {
+			return err
+		}
+		retry, err := s.settle(ctx, op, w, s.appendTo(ctx, s.j, s.next, w))
 		if err != nil {
 			return err
 		}
@@ -53,136 +54,122 @@ func (s *Store) change(ctx context.Context, op string, build func(cur map[string
 	}
 }
 
-// write appends the offsets changed by d as snapshot seq. retry is true
-// when the row at seq turned out to be an earlier write of this store, now
-// adopted, so the caller must build its change again on top of it.
-func (s *Store) write(ctx context.Context, op string, seq uint64, d *delta) (retry bool, err error) {
-	if seq > journal.MaxSequenceNr {
-		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, ErrSequenceOverflow)
+// acquire takes the writer's semaphore, or gives up when ctx is done
+// first, and fails on a fenced store. release gives the semaphore back.
+func (s *Store) acquire(ctx context.Context, op string) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
 	}
-	var enc *encoded
-	if p := s.enc.patch(d); p != nil {
-		enc = &encoded{payload: p, keys: s.enc.keys, pos: s.enc.pos}
-	} else {
-		next := maps.Clone(s.offsets)
-		if next == nil {
-			next = map[string]uint64{}
-		}
-		d.apply(next)
-		if enc, err = encode(next); err != nil {
-			return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
-		}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("store: %s %q: %w", op, s.outbox, ctx.Err())
 	}
-	w := &write{seq: seq, d: d, enc: enc}
-	ev := journal.Event{
+	release = func() { <-s.sem }
+	if f := s.fencedErr(); f != nil {
+		release()
+		return nil, f
+	}
+	return release, nil
+}
+
+// write is one snapshot on its way to the journal: the edit that makes it
+// and the event that carries it.
+type write struct {
+	seq  uint64
+	edit *codec.Edit
+	ev   journal.Event
+}
+
+func (s *Store) newWrite(seq uint64, e *codec.Edit) *write {
+	return &write{seq: seq, edit: e, ev: journal.Event{
 		PersistenceID: s.pid,
 		SequenceNr:    seq,
-		Payload:       enc.payload,
+		Payload:       e.Payload(),
 		Manifest:      codec.Manifest,
 		WriterUUID:    s.cfg.writer,
-		Tags:          []string{Tag},
+		Tags:          snapshotTags,
+	}}
+}
+
+// snapshotTags are the tags of every snapshot row. Journals copy or send
+// them and never change them.
+var snapshotTags = []string{Tag}
+
+// ready checks, before anything is sent, that w can be written: its
+// sequence number fits, and ctx is not done (a write that never starts is
+// not in doubt).
+func (s *Store) ready(ctx context.Context, op string, w *write) error {
+	if w.seq > journal.MaxSequenceNr {
+		return fmt.Errorf("store: %s %q: %w", op, s.outbox, ErrSequenceOverflow)
 	}
-	// With AppendNext, a stale writer is refused even where the snapshot it
-	// would overwrite was already pruned; plain Append sees only rows that
-	// still exist.
-	if s.next != nil {
-		err = s.next.AppendNext(ctx, ev)
-	} else {
-		err = s.j.Append(ctx, ev)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %s %q: nothing written: %w", op, s.outbox, err)
 	}
-	if err == nil {
+	return nil
+}
+
+// appendTo appends w through j: with AppendNext when next (j as a
+// NextAppender) is not nil, so that a stale writer is refused even where
+// the snapshot it would overwrite was already pruned; plain Append sees
+// only rows that still exist.
+func (s *Store) appendTo(ctx context.Context, j journal.Journal, next journal.NextAppender, w *write) error {
+	if next != nil {
+		return next.AppendNext(ctx, w.ev)
+	}
+	return j.Append(ctx, w.ev)
+}
+
+// settle records the outcome err of appending w through the store's own
+// journal. retry is true when the row at w.seq turned out to be an earlier
+// write of this store, now adopted, so the caller must build its change
+// again on top of it.
+func (s *Store) settle(ctx context.Context, op string, w *write, err error) (retry bool, _ error) {
+	switch {
+	case err == nil:
 		s.commit(w, false)
 		return false, nil
-	}
-	if errors.Is(err, journal.ErrSequenceConflict) {
+	case errors.Is(err, journal.ErrSequenceConflict), errors.Is(err, journal.ErrRolledBack):
 		return s.resolveConflict(ctx, op, w, err)
-	}
-	if errors.Is(err, journal.ErrInvalidArgument) {
+	case errors.Is(err, journal.ErrInvalidArgument):
 		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
 	}
 	// The outcome is unknown: the statement may have committed and only
 	// the reply been lost. Remember it; a read now, or the conflict of the
 	// next write, tells.
-	s.addDoubt(seq, enc.payload)
-	if ctx.Err() == nil {
-		if ev, ok, rerr := s.readAt(ctx, seq); rerr == nil && ok && ev.WriterUUID == s.cfg.writer && bytes.Equal(ev.Payload, enc.payload) {
-			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: write committed despite an error; adopted",
-				slog.String("outbox", s.outbox), slog.Uint64("seq", seq), slog.String("error", err.Error()))
-			s.commit(w, true)
-			return false, nil
-		}
+	s.addDoubt(w.seq, w.ev.Payload)
+	if s.committedDespite(ctx, w, err) {
+		return false, nil
 	}
-	return false, fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, seq, err)
+	return false, fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err)
 }
 
-// encoded is a snapshot payload with its keys in sorted order and the
-// byte position of each key's value.
-type encoded struct {
-	payload []byte
-	keys    []string
-	pos     []int
+// committedDespite reads the row at w.seq after a write whose outcome is
+// unknown, and adopts w when the row is w's own, byte for byte.
+func (s *Store) committedDespite(ctx context.Context, w *write, cause error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	ev, ok, err := s.readAt(ctx, w.seq)
+	if err != nil || !ok || ev.WriterUUID != s.cfg.writer || !bytes.Equal(ev.Payload, w.ev.Payload) {
+		return false
+	}
+	s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: write committed despite an error; adopted",
+		slog.String("outbox", s.outbox), slog.Uint64("seq", w.seq), slog.String("error", cause.Error()))
+	s.commit(w, true)
+	return true
 }
 
-// patch returns the payload with the values of d.set, or nil when d
-// changes the key set and the snapshot must be encoded anew.
-func (e *encoded) patch(d *delta) []byte {
-	if e == nil || len(d.del) > 0 {
-		return nil
-	}
-	idx := make([]int, 0, len(d.set))
-	for k := range d.set {
-		i, ok := slices.BinarySearch(e.keys, k)
-		if !ok {
-			return nil
-		}
-		idx = append(idx, i)
-	}
-	out := bytes.Clone(e.payload)
-	for _, i := range idx {
-		binary.LittleEndian.PutUint64(out[e.pos[i]:], d.set[e.keys[i]])
-	}
-	return out
-}
-
-// encode encodes m, and indexes the result: keys sorted as the codec
-// writes them, each value after its u32 length and its bytes.
-func encode(m map[string]uint64) (*encoded, error) {
-	payload, err := codec.Encode(m)
-	if err != nil {
-		return nil, err
-	}
-	keys := slices.Sorted(maps.Keys(m))
-	pos := make([]int, len(keys))
-	off := 4
-	for i, k := range keys {
-		off += 4 + len(k)
-		pos[i] = off
-		off += 8
-	}
-	if off != len(payload) {
-		return nil, fmt.Errorf("store: snapshot layout mismatch: %d bytes indexed, %d encoded", off, len(payload))
-	}
-	return &encoded{payload: payload, keys: keys, pos: pos}, nil
-}
-
-type write struct {
-	seq uint64
-	d   *delta
-	enc *encoded
-}
-
-// commit records w as durable.
+// commit records w as durable: its edit becomes the current snapshot.
 func (s *Store) commit(w *write, adopted bool) {
-	s.advance(w.seq, w.enc, adopted, func() { w.d.apply(s.offsets) })
+	s.advance(w.seq, adopted, func() { w.edit.Commit() })
 }
 
-// advance records the snapshot at seq as durable: enc is its encoding (nil
-// to encode anew at the next write), update brings s.offsets to it and runs
-// under mu.
-func (s *Store) advance(seq uint64, enc *encoded, adopted bool, update func()) {
+// advance records the snapshot at seq as durable; update makes it s.snap
+// and runs under mu.
+func (s *Store) advance(seq uint64, adopted bool, update func()) {
 	s.doubt = nil
 	s.saves++
-	s.enc = enc
 	s.mu.Lock()
 	update()
 	s.seq = seq

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/outboxkit/offsetstore/journal"
+)
+
+// ErrRetryTx is matched (with errors.Is) by the error of a SaveTx that
+// found, where its snapshot belonged, an earlier write of this store that
+// had been in doubt (a commit whose outcome was unknown) and has now been
+// adopted. The caller's transaction was not committed: roll it back and run
+// it again from the offsets Load now returns. Nothing is lost or done
+// twice: the earlier transaction's writes are the ones that committed.
+var ErrRetryTx = errors.New("store: an earlier transaction of this store committed; roll back and run the transaction again")
+
+// SaveTx saves offsets in the caller's transaction, so that the caller's
+// own writes (a sink table in the same database) and the offsets commit
+// together or not at all: exactly-once for sinks in the journal's database.
+//
+// It merges offsets as Save does (monotonic, bad keys refused before any
+// write), writes the snapshot through tx, a journal bound to the caller's
+// open transaction on the store's table (pgjournal.New(pgxTx)), then calls
+// commit (pgxTx.Commit), and records the save in memory only once commit
+// returned nil. A SaveTx that changes nothing writes nothing and still
+// calls commit, so that the caller's own writes commit. It is serialised
+// with every other write of the store from the write through the commit.
+//
+//   - A failed write, a rollback, a failed commit or a panic in commit
+//     leave Load as it was.
+//   - A commit whose outcome is unknown (the connection died during
+//     COMMIT) is a write in doubt: the error says so, and the next write
+//     of the store resolves it, as a lost acknowledgement.
+//   - Another writer's snapshot at the sequence number: an error matching
+//     ErrFenced, returned before commit is called. The caller rolls back,
+//     and its own writes vanish with the offsets. The store stays fenced.
+//   - This store's own earlier write in doubt found there: adopted, and
+//     an error matching ErrRetryTx; commit is not called.
+//
+// Conflicts are resolved by reading through the store's own journal, never
+// through tx, which the conflict may have aborted.
+//
+// The caller's transaction holds its connection while SaveTx waits for
+// the store's other writes. When many goroutines open transactions and
+// call SaveTx, take their transactions from a pool other than the one the
+// store's own journal uses (or bound them below its size): otherwise the
+// write holding the store may wait for a connection that only the
+// transactions waiting behind it can give back. ctx bounds the wait.
+func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[string]uint64, commit func(context.Context) error) error {
+	const op = "save in transaction"
+	if tx == nil || commit == nil {
+		return fmt.Errorf("store: %s %q: %w", op, s.outbox, &journal.InvalidArgumentError{Field: "transaction", Reason: "tx and commit must not be nil"})
+	}
+	release, err := s.acquire(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	e := s.snap.Edit()
+	if err := raise(offsets)(e); err != nil {
+		return wrapOp(op, s.outbox, err)
+	}
+	if !e.Changed() {
+		if err := commit(ctx); err != nil {
+			return fmt.Errorf("store: %s %q: commit (no change to the offsets): %w", op, s.outbox, err)
+		}
+		return nil
+	}
+	w := s.newWrite(s.seq+1, e)
+	if err := s.ready(ctx, op, w); err != nil {
+		return err
+	}
+	next, _ := tx.(journal.NextAppender)
+	if err = s.appendTo(ctx, tx, next, w); err != nil {
+		return s.txAppendFailed(ctx, op, w, err)
+	}
+
+	// From here the snapshot may commit with the caller's transaction, even
+	// if commit fails or panics: it is in doubt unless commit returns nil.
+	// (Recorded on the way out, so that a commit that succeeds does not pay
+	// for the digest.)
+	settled := false
+	defer func() {
+		if !settled {
+			s.addDoubt(w.seq, w.ev.Payload)
+		}
+	}()
+	err = commit(ctx)
+	settled = err == nil
+	if err != nil {
+		s.addDoubt(w.seq, w.ev.Payload)
+		settled = true
+		if s.committedDespite(ctx, w, err) {
+			s.maybePrune(ctx)
+			return nil // the transaction did commit: the row says so
+		}
+		return fmt.Errorf("store: %s %q: commit of snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err)
+	}
+	s.commit(w, false)
+	s.maybePrune(ctx)
+	return nil
+}
+
+// txAppendFailed handles a write through the caller's transaction that
+// failed. Nothing of the transaction is committed (commit was not called),
+// so nothing is in doubt: a conflict is resolved as for Save, except that
+// an adopted write of this store fails the call with ErrRetryTx, because
+// the caller's transaction must run again on top of it.
+func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err error) error {
+	if !errors.Is(err, journal.ErrSequenceConflict) && !errors.Is(err, journal.ErrRolledBack) {
+		return fmt.Errorf("store: %s %q: write snapshot %d (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
+	}
+	before := s.seq
+	if _, rerr := s.resolveConflict(ctx, op, w, err); rerr != nil {
+		return rerr
+	}
+	if s.seq == before {
+		return fmt.Errorf("store: %s %q: snapshot %d: resolved without a row (bug)", op, s.outbox, w.seq)
+	}
+	return fmt.Errorf("store: %s %q: snapshot %d was written by an earlier call of this store, now adopted: %w", op, s.outbox, w.seq, ErrRetryTx)
+}
