@@ -79,6 +79,30 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause 
 	return false, fmt.Errorf("%w (%s: %v)", f, op, cause)
 }
 
+// aheadError reports that a plain Append of this store's snapshot
+// succeeded under a stream whose head is already higher: another writer
+// owns the outbox.
+type aheadError struct{ head journal.Head }
+
+func (e *aheadError) Error() string {
+	return fmt.Sprintf("the stream's head is at %d, above the snapshot just written", e.head.Highest)
+}
+
+// fenceAhead fences the store after an aheadError: its write landed under
+// another writer's newer snapshot, where no reader loads it.
+func (s *Store) fenceAhead(ctx context.Context, op string, w *write, e *aheadError) error {
+	f := &FencedError{Outbox: s.outbox, SequenceNr: e.head.Highest}
+	if e.head.HasLast {
+		f.SequenceNr, f.Writer = e.head.Last.SequenceNr, e.head.Last.WriterUUID
+	}
+	s.mu.Lock()
+	s.fenced = f
+	s.mu.Unlock()
+	s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: fenced by another writer",
+		slog.String("outbox", s.outbox), slog.Uint64("seq", f.SequenceNr), slog.String("writer", f.Writer))
+	return fmt.Errorf("%w (%s: snapshot %d was appended under it and is ignored)", f, op, w.seq)
+}
+
 // inDoubt reports whether payload is one of this store's writes in doubt
 // at seq.
 func (s *Store) inDoubt(seq uint64, payload []byte) bool {

@@ -157,3 +157,32 @@ func TestOpenAfterWipeStartsEmpty(t *testing.T) {
 		})
 	}
 }
+
+// On a journal without NextAppender, a stale writer whose next sequence
+// number another writer already wrote and pruned is fenced all the same:
+// its row lands under the newer head, and the store reads the head after
+// the plain Append.
+func TestPlainJournalStaleWriterFenced(t *testing.T) {
+	t.Parallel()
+	for name, newJournal := range map[string]newJournalFunc{"Memory": memoryJournal, "Postgres": postgresJournal} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			plain := &plainJournal{Journal: newJournal(t)}
+			stale := open(t, plain, "o")
+			save(t, stale, map[string]uint64{"k": 1})
+			owner := open(t, plain, "o", store.WithRetention(1), store.WithPruneInterval(1))
+			for v := uint64(10); v < 13; v++ {
+				save(t, owner, map[string]uint64{"k": v})
+			}
+			err := stale.Save(t.Context(), map[string]uint64{"k": 2})
+			var f *store.FencedError
+			if !errors.As(err, &f) || f.Writer != owner.WriterID() {
+				t.Fatalf("stale writer's Save = %v, want ErrFenced naming the owner %q", err, owner.WriterID())
+			}
+			if err := stale.Save(t.Context(), map[string]uint64{"k": 3}); !errors.Is(err, store.ErrFenced) {
+				t.Fatalf("next Save = %v, want ErrFenced", err)
+			}
+			wantNewest(t, plain, "o", map[string]uint64{"k": 12})
+		})
+	}
+}

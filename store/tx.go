@@ -42,6 +42,11 @@ var ErrRetryTx = errors.New("store: an earlier transaction of this store committ
 // Conflicts are resolved by reading through the store's own journal, never
 // through tx, which the conflict may have aborted.
 //
+// tx must be a top-level transaction and commit its real commit: a nested
+// pgx transaction (tx.Begin, a savepoint) "commits" by releasing the
+// savepoint while the outer transaction may still roll back, and the store
+// would then hold offsets that are not durable.
+//
 // The caller's transaction holds its connection while SaveTx waits for
 // the store's other writes. When many goroutines open transactions and
 // call SaveTx, take their transactions from a pool other than the one the
@@ -110,6 +115,9 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 // an adopted write of this store fails the call with ErrRetryTx, because
 // the caller's transaction must run again on top of it.
 func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err error) error {
+	if ahead := (*aheadError)(nil); errors.As(err, &ahead) {
+		return s.fenceAhead(ctx, op, w, ahead)
+	}
 	if !errors.Is(err, journal.ErrSequenceConflict) && !errors.Is(err, journal.ErrRolledBack) {
 		return fmt.Errorf("store: %s %q: write snapshot %d (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
 	}

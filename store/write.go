@@ -111,13 +111,26 @@ func (s *Store) ready(ctx context.Context, op string, w *write) error {
 
 // appendTo appends w through j: with AppendNext when next (j as a
 // NextAppender) is not nil, so that a stale writer is refused even where
-// the snapshot it would overwrite was already pruned; plain Append sees
-// only rows that still exist.
+// the snapshot it would overwrite was already pruned. Plain Append sees
+// only rows that still exist, so after it the stream's head is read: a
+// head above w means another writer is ahead and the row just written
+// lies under it, never to be loaded (an *aheadError; one more round trip
+// per save, on journals without NextAppender only).
 func (s *Store) appendTo(ctx context.Context, j journal.Journal, next journal.NextAppender, w *write) error {
 	if next != nil {
 		return next.AppendNext(ctx, w.ev)
 	}
-	return j.Append(ctx, w.ev)
+	if err := j.Append(ctx, w.ev); err != nil {
+		return err
+	}
+	h, err := journal.ReadHead(ctx, j, s.pid)
+	if err != nil {
+		return fmt.Errorf("the snapshot was appended, but reading the stream's head after it failed: %w", err)
+	}
+	if h.Highest > w.seq {
+		return &aheadError{head: h}
+	}
+	return nil
 }
 
 // settle records the outcome err of appending w through the store's own
@@ -125,10 +138,13 @@ func (s *Store) appendTo(ctx context.Context, j journal.Journal, next journal.Ne
 // write of this store, now adopted, so the caller must build its change
 // again on top of it.
 func (s *Store) settle(ctx context.Context, op string, w *write, err error) (retry bool, _ error) {
+	var ahead *aheadError
 	switch {
 	case err == nil:
 		s.commit(w, false)
 		return false, nil
+	case errors.As(err, &ahead):
+		return false, s.fenceAhead(ctx, op, w, ahead)
 	case errors.Is(err, journal.ErrSequenceConflict), errors.Is(err, journal.ErrRolledBack):
 		return s.resolveConflict(ctx, op, w, err)
 	case errors.Is(err, journal.ErrInvalidArgument):
