@@ -38,7 +38,11 @@
 //     journal.NextAppender (pgjournal), a save is refused when any row at or
 //     above its sequence number exists, checked under a per-stream lock, so
 //     a writer stalled mid-insert cannot slip under rows another writer
-//     committed and pruned meanwhile. Under SERIALIZABLE the loser of a race
+//     committed and pruned meanwhile. On a journal without it (a wrapper
+//     that does not forward AppendNext, say), the store reads the stream's
+//     head after each plain Append, one more round trip, and a write that
+//     landed under a newer head fences the store instead of returning nil:
+//     wrappers should forward NextAppender and HeadReader. Under SERIALIZABLE the loser of a race
 //     is told by a rollback (journal.ErrRolledBack), which the store
 //     resolves like a conflict: fenced, adopted, or (no row there) an error
 //     that says nothing was written.
@@ -47,6 +51,11 @@
 //     and the exact payload) and goes on from it.
 //   - Memory never ahead of disk: Load returns what was last written or
 //     loaded, never a change whose write failed or is still in doubt.
+//   - Committed never past an unfinished event: with Track, a Committer
+//     saves a key only up to the highest marked sequence number below the
+//     lowest one still pending.
+//   - Exactly-once for sinks in the same database: SaveTx commits the
+//     offsets in the caller's transaction; memory follows the transaction.
 //   - Bounded: the newest WithRetention snapshots are kept; older ones are
 //     pruned with DeleteTo once every WithPruneInterval saves, so a typical
 //     save is one journal call and an outbox holds at most retention +
@@ -58,6 +67,39 @@
 // and Save after publishing. Saves from several goroutines are serialised.
 // Bad input (an empty key, invalid UTF-8, a NUL byte, a key longer than
 // MaxKeyLen) fails with ErrInvalidKey and writes nothing.
+//
+// # Committer
+//
+// A relay does not Save per event: it marks progress on a Committer, which
+// saves in the background. Mark(key, seq) costs no I/O and no allocation
+// for a known key and never waits for a save. A save starts after
+// WithCommitEvery marks or WithCommitInterval since the last save,
+// whichever comes first; one at a time; only keys that moved are saved.
+// Flush waits until what is marked is durable; Close flushes and stops.
+//
+// A relay that publishes asynchronously calls Track(key, seq) before it
+// publishes and Mark(key, seq) on the ack: the saved offset of a key never
+// passes an event still in flight, whatever order acks arrive in.
+//
+// A failed save is retried with growing delays and reported by Err until
+// one succeeds. ErrFenced, or another error no retry can cure, stops the
+// committer: every later call returns it, and the relay should reopen.
+//
+// # Offsets in the caller's transaction
+//
+// When the sink is a table in the journal's database, SaveTx writes the
+// snapshot through the caller's transaction and calls its commit, so the
+// sink's rows and the offsets commit together (see SaveTx and its
+// example). ErrRetryTx asks the caller to run the transaction again;
+// ErrFenced means another relay owns the outbox.
+//
+// # Leadership
+//
+// Fencing keeps the offsets safe when two relays run, but both would
+// publish. Run one relay per outbox: package leader elects it with a
+// PostgreSQL session advisory lock, and examples/relay is a reference
+// relay that puts leadership, discovery, the committer and shutdown
+// together.
 //
 // The store sees only the journal.Journal interface; use
 // journal/pgjournal for PostgreSQL.
