@@ -22,15 +22,18 @@ import (
 )
 
 type demoFlags struct {
-	databaseURL string
-	aggregates  int
-	events      int
-	batch       int
-	saveEvery   int
-	killAt      int
-	top         int
-	image       string
-	verbose     bool
+	databaseURL  string
+	aggregates   int
+	events       int
+	batch        int
+	saveEvery    int
+	killAt       int
+	top          int
+	async        bool
+	publishDelay time.Duration
+	exactlyOnce  bool
+	image        string
+	verbose      bool
 }
 
 func (f *demoFlags) validate() error {
@@ -49,6 +52,9 @@ func (f *demoFlags) validate() error {
 	if f.killAt < 0 || f.killAt >= total {
 		return usageErrorf("--kill-at %d: want 1 to %d (events - 1), or 0 for half-way", f.killAt, total-1)
 	}
+	if f.publishDelay < 0 {
+		return usageErrorf("--publish-delay %v: want 0 or more", f.publishDelay)
+	}
 	if f.top < 0 {
 		return usageErrorf("--top %d: want 0 (all) or more", f.top)
 	}
@@ -65,7 +71,7 @@ func (a *app) demo(ctx context.Context, f *demoFlags) error {
 	if killAt == 0 {
 		killAt = min(max(total/2+f.saveEvery/2, 1), total-1)
 	}
-	fmt.Fprintf(out, "demo: %d aggregates x %d events = %d events; the relay saves every %d events and is killed after %d\n",
+	fmt.Fprintf(out, "demo: %d aggregates x %d events = %d events; the relay's committer saves every %d events and the relay is killed after %d\n",
 		f.aggregates, f.events, total, f.saveEvery, killAt)
 
 	url := f.databaseURL // never $DATABASE_URL: the demo writes
@@ -109,73 +115,55 @@ func (a *app) demo(ctx context.Context, f *demoFlags) error {
 	}
 	fmt.Fprintf(out, "append: %d events in %d batches (%v)\n", total, batches, since(start))
 
-	sink := newSink(pids, f.events)
-
-	// Relay 1, killed after killAt events: the sink cancels its context
-	// right after that publish, before any further save.
-	relayCtx, kill := context.WithCancel(ctx)
-	defer kill()
-	s1, err := store.Open(ctx, j, outbox, store.WithWriterID(outbox+"/relay-1"))
+	sc := &scenario{a: a, f: f, url: url, admin: pool, outbox: outbox, pids: pids, total: total, killAt: killAt}
+	mode := "at-least-once"
+	if f.async {
+		mode = "at-least-once, async"
+		fmt.Fprintln(out, "mode: async: events are published asynchronously and acknowledged out of order (Track + Mark)")
+	}
+	res, err := sc.atLeastOnce(ctx, f.async)
 	if err != nil {
 		return err
 	}
-	bar := a.progress(killAt, "relay 1")
-	sink.onPublish = func(n int) {
-		_ = bar.Add(1)
-		if n == killAt {
-			kill()
-		}
-	}
-	start = time.Now()
-	r1, err := runRelay(relayCtx, j, s1, pids, f.saveEvery, sink.publish, nil)
-	_ = bar.Exit()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("relay 1: %v (want it killed after %d events)", err, killAt)
-	}
-	fmt.Fprintf(out, "relay 1: published %d, saved %d times (last at snapshot %d), killed %d events after its last save (%v)\n",
-		r1.published, r1.saves, s1.SequenceNr(), r1.published-r1.lastSaved, since(start))
-
-	// Relay 2: a restart, with a fresh store loading the saved offsets.
-	s2, err := store.Open(ctx, j, outbox, store.WithWriterID(outbox+"/relay-2"))
-	if err != nil {
-		return err
-	}
-	resumed := s2.SequenceNr()
-	bar = a.progress(total-r1.lastSaved, "relay 2")
-	sink.onPublish = func(int) { _ = bar.Add(1) }
-	// The killed relay wakes up (a zombie) once relay 2 has saved, and
-	// tries to save what it published after its last save.
-	var zombie error
-	afterSave := func(saves int) {
-		if saves == 1 {
-			zombie = s1.Save(ctx, r1.pending)
-		}
-	}
-	start = time.Now()
-	r2, err := runRelay(ctx, j, s2, pids, f.saveEvery, sink.publish, afterSave)
-	_ = bar.Exit()
-	if err != nil {
-		return fmt.Errorf("relay 2: %w", err)
-	}
-	fmt.Fprintf(out, "relay 2: reopened at snapshot %d, published %d, saved %d times (%v)\n",
-		resumed, r2.published, r2.saves, since(start))
-	if !errors.Is(zombie, store.ErrFenced) {
-		return fmt.Errorf("the killed relay's late save returned %v, want store.ErrFenced", zombie)
-	}
-	fmt.Fprintln(out, "fencing: the killed relay's late save was refused (store.ErrFenced)")
-
-	published, republished, lost := sink.result()
 	fmt.Fprintln(out)
 	if err := render.Fields(out, [][2]string{
 		{"events", fmt.Sprint(total)},
-		{"published", fmt.Sprint(published)},
-		{"re-published", fmt.Sprintf("%d (published twice: the at-least-once window between relay 1's last save and the kill)", republished)},
-		{"lost", fmt.Sprintf("%d (never published; must be 0)", lost)},
+		{"published", fmt.Sprint(res.published)},
+		{"re-published", fmt.Sprintf("%d (published twice: the at-least-once window between relay 1's last save and the kill)", res.republished)},
+		{"lost", fmt.Sprintf("%d (never published; must be 0)", res.lost)},
+		{"saves", fmt.Sprintf("%d (the committer's, both relays: one per %d events or %v)", res.saves, f.saveEvery, store.DefaultCommitInterval)},
 	}); err != nil {
 		return err
+	}
+
+	var tx *outcome
+	if f.exactlyOnce {
+		txOutbox := outbox + "-tx"
+		txPids := make([]string, len(pids))
+		for i := range txPids {
+			txPids[i] = fmt.Sprintf("%s-agg-%0*d", txOutbox, width, i+1)
+		}
+		fmt.Fprintf(out, "\nexactly-once: the same kill and restart, into a sink table; each batch's rows and its offsets commit in one transaction (SaveTx)\n")
+		start = time.Now()
+		batches, err := a.appendEvents(ctx, j, txPids, f.events, f.batch)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "append: %d events in %d batches (%v)\n", total, batches, since(start))
+		tsc := &scenario{a: a, f: f, url: url, admin: pool, outbox: txOutbox, pids: txPids, total: total, killAt: killAt}
+		if tx, err = tsc.exactlyOnce(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		t := render.Table{Header: []string{"", mode, "exactly-once"}, Right: []bool{false, true, true}}
+		t.Add("events", fmt.Sprint(total), fmt.Sprint(total))
+		t.Add("published", fmt.Sprint(res.published), fmt.Sprint(tx.published))
+		t.Add("re-published", fmt.Sprint(res.republished), fmt.Sprint(tx.republished))
+		t.Add("lost", fmt.Sprint(res.lost), fmt.Sprint(tx.lost))
+		t.Add("saves", fmt.Sprint(res.saves), fmt.Sprint(tx.saves))
+		if err := t.Write(out); err != nil {
+			return err
+		}
 	}
 
 	snap, err := finalSnapshot(ctx, j, outbox)
@@ -190,17 +178,13 @@ func (a *app) demo(ctx context.Context, f *demoFlags) error {
 	if err := render.Show(out, snap, f.top); err != nil {
 		return err
 	}
-	var behind int
-	for _, pid := range pids {
-		if snap.Offsets[pid] != uint64(f.events) {
-			behind++
-		}
-	}
 	switch {
-	case lost > 0:
-		return fmt.Errorf("%d events were lost", lost)
-	case behind > 0:
-		return fmt.Errorf("%d streams' final offsets are not %d", behind, f.events)
+	case res.lost > 0:
+		return fmt.Errorf("%d events were lost", res.lost)
+	case tx != nil && tx.lost > 0:
+		return fmt.Errorf("exactly-once: %d events were lost", tx.lost)
+	case tx != nil && tx.republished > 0:
+		return fmt.Errorf("exactly-once: %d events were written twice", tx.republished)
 	}
 	return nil
 }

@@ -1,7 +1,10 @@
 // Command offsetstore-demo runs the offset store end to end and makes
-// at-least-once delivery visible: a relay publishes the events of many
-// streams, is killed mid-way, restarts from its saved offsets, and the demo
-// checks that no event was lost (exit status 1 if one was).
+// at-least-once delivery visible: the reference relay (examples/relay)
+// publishes the events of many streams, is killed mid-way, a second relay
+// takes over from the saved offsets, and the demo checks that no event was
+// lost (exit status 1 if one was). --async publishes with out-of-order
+// acknowledgements; --exactly-once adds the same run into a sink table,
+// rows and offsets in one transaction.
 //
 // It starts PostgreSQL in a throwaway container through testcontainers-go
 // (image $OFFSETSTORE_TEST_IMAGE, else the pinned official image), unless
@@ -10,6 +13,8 @@
 //
 //	go run ./cmd/offsetstore-demo
 //	go run ./cmd/offsetstore-demo --aggregates 1000 --events 20
+//	go run ./cmd/offsetstore-demo --async
+//	go run ./cmd/offsetstore-demo --exactly-once
 //	go run ./cmd/offsetstore-demo --database-url postgres://offsetstore:offsetstore@127.0.0.1:5432/offsetstore
 //
 // Exit status: 0 nothing lost, 1 an error or a lost event, 2 a usage error,
@@ -22,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -96,21 +102,36 @@ func newDemoCmd(a *app) *cobra.Command {
     $DATABASE_URL is deliberately not used: the demo writes rows.
  2. Apply the migrations and append --events events to each of --aggregates
     streams, --batch events per Append.
- 3. Run a relay: for each stream, replay from its offset + 1, publish each
-    event to an in-memory sink (a count per persistence id and sequence
-    number), and save the offsets every --save-every events.
- 4. Kill the relay after --kill-at events (cancel its context: no final save),
-    reopen the store as a restarted relay would, and finish from the saved
-    offsets. When the restarted relay has saved once, the killed one wakes
-    up and tries a late save, which is refused (store.ErrFenced).
+ 3. Run the reference relay (package examples/relay): it takes the
+    outbox's leadership, discovers the streams, replays each from its offset
+    + 1, publishes each event to an in-memory sink (a count per persistence
+    id and sequence number) and marks it done; its committer saves the
+    offsets every --save-every events or every second.
+ 4. Kill the relay after --kill-at events: its writes freeze (a stopped
+    process) and its leadership session is terminated (pg_terminate_backend).
+    A second relay takes the leadership and finishes from the saved offsets.
+    When it has saved once, the killed relay's frozen last save goes on and
+    is refused (store.ErrFenced).
  5. Print events, published, re-published (events published twice: the
-    at-least-once window between the last save and the kill) and lost
-    (events never published; must be 0), and the final offsets.
+    at-least-once window between the last save and the kill), lost (events
+    never published; must be 0), the committer's saves, and the final offsets.
+
+Modes:
+  --async          publish asynchronously; a broker acknowledges events in
+                   shuffled order, and the relay tracks each event before
+                   publishing it and marks it on its ack (Committer.Track +
+                   Mark): no save passes an event still in flight; 0 lost.
+  --exactly-once   then run the same kill and restart with a sink table in the
+                   same database: each batch's rows and its offsets commit in
+                   one transaction (Store.SaveTx), and the rows are counted:
+                   re-published 0 and lost 0, beside the at-least-once run.
 
 The exit status is 1 if any event was lost. A progress bar is drawn on
 standard error when it is a terminal. Every run uses its own outbox and
 stream names (demo-<random>), so it can run against a database repeatedly.`,
 		Example: `  offsetstore-demo
+  offsetstore-demo --async
+  offsetstore-demo --exactly-once
   OFFSETSTORE_TEST_IMAGE=localhost/postgres:17 offsetstore-demo --aggregates 1000 --events 20
   offsetstore-demo --database-url postgres://offsetstore:offsetstore@127.0.0.1:5432/offsetstore`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -131,10 +152,13 @@ stream names (demo-<random>), so it can run against a database repeatedly.`,
 	fs.IntVar(&f.aggregates, "aggregates", 200, "number of event streams (aggregates)")
 	fs.IntVar(&f.events, "events", 50, "events per stream")
 	fs.IntVar(&f.batch, "batch", 1000, "events per Append")
-	fs.IntVar(&f.saveEvery, "save-every", 500, "the relay saves its offsets every N events")
+	fs.IntVar(&f.saveEvery, "save-every", 500, "the relay's committer saves its offsets every N events (or every second)")
 	fs.IntVar(&f.killAt, "kill-at", 0, "kill the first relay after N published events (default: half-way, between two saves)")
 	fs.IntVar(&f.top, "top", 10, "print the first N keys of the final offsets (0: all)")
 	fs.StringVar(&f.image, "image", "", "container image (default $"+envImage+", else "+defaultImage+")")
+	fs.DurationVar(&f.publishDelay, "publish-delay", 50*time.Microsecond, "time one publish takes (the sink's latency), so that saves run while the relay publishes")
+	fs.BoolVar(&f.async, "async", false, "publish asynchronously, acknowledged out of order (Committer.Track + Mark)")
+	fs.BoolVar(&f.exactlyOnce, "exactly-once", false, "then run the same kill and restart into a sink table, rows and offsets in one transaction (Store.SaveTx)")
 	fs.BoolVar(&f.verbose, "verbose", false, "print testcontainers' log on standard error")
 	return cmd
 }

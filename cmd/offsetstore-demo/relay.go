@@ -2,68 +2,88 @@ package main
 
 import (
 	"context"
-	"math"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/outboxkit/offsetstore/journal"
-	"github.com/outboxkit/offsetstore/store"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/leader"
 )
 
-// relayRun is what one relay did.
-type relayRun struct {
-	published int
-	saves     int
-	lastSaved int               // published when the last save returned
-	pending   map[string]uint64 // published but not saved
+// freezable is the killed relay's journal: once frozen, its writes wait
+// (a process stopped mid-way) until thawed or their context ends. Reads
+// pass: the killed relay publishes nothing more anyway. Every optional
+// interface of pgjournal is kept by the embedding.
+type freezable struct {
+	*pgjournal.Journal
+
+	mu     sync.Mutex
+	thawed chan struct{} // nil while not frozen
 }
 
-// runRelay is the relay: for each stream, replay from the saved offset +
-// 1, publish, and save the offsets every saveEvery events and at the end.
-// It runs until ctx is cancelled (killed), a call fails, or every stream
-// is done. afterSave, if not nil, is called after each save.
-func runRelay(ctx context.Context, j journal.Journal, s *store.Store, pids []string, saveEvery int,
-	publish func(pid string, seq uint64), afterSave func(saves int)) (*relayRun, error) {
-	r := &relayRun{pending: map[string]uint64{}}
-	offsets, err := s.Load(ctx)
-	if err != nil {
-		return r, err
+func (f *freezable) freeze() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.thawed == nil {
+		f.thawed = make(chan struct{})
 	}
-	save := func() error {
-		if err := s.Save(ctx, r.pending); err != nil {
-			return err
-		}
-		clear(r.pending)
-		r.saves++
-		r.lastSaved = r.published
-		if afterSave != nil {
-			afterSave(r.saves)
-		}
+}
+
+func (f *freezable) thaw() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.thawed != nil {
+		close(f.thawed)
+		f.thawed = nil
+	}
+}
+
+func (f *freezable) wait(ctx context.Context) error {
+	f.mu.Lock()
+	c := f.thawed
+	f.mu.Unlock()
+	if c == nil {
 		return nil
 	}
-	for _, pid := range pids {
-		for ev, err := range j.Replay(ctx, pid, offsets[pid]+1, math.MaxUint64, math.MaxUint64) {
-			if err != nil {
-				return r, err
-			}
-			publish(pid, ev.SequenceNr)
-			r.published++
-			r.pending[pid] = ev.SequenceNr
-			if err := ctx.Err(); err != nil {
-				return r, err // killed
-			}
-			if r.published%saveEvery == 0 {
-				if err := save(); err != nil {
-					return r, err
-				}
-			}
-		}
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	if len(r.pending) > 0 {
-		if err := save(); err != nil {
-			return r, err
-		}
+}
+
+func (f *freezable) Append(ctx context.Context, events ...journal.Event) error {
+	if err := f.wait(ctx); err != nil {
+		return err
 	}
-	return r, nil
+	return f.Journal.Append(ctx, events...)
+}
+
+func (f *freezable) AppendNext(ctx context.Context, ev journal.Event) error {
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
+	return f.Journal.AppendNext(ctx, ev)
+}
+
+func (f *freezable) DeleteTo(ctx context.Context, pid string, to uint64) error {
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
+	return f.Journal.DeleteTo(ctx, pid, to)
+}
+
+// terminateLeader ends the session that holds outbox's leadership
+// (pg_terminate_backend), as a killed process's session ends. It reports
+// whether one was found.
+func terminateLeader(ctx context.Context, pool *pgxpool.Pool, outbox string) (bool, error) {
+	var ok bool
+	err := pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_locks
+ WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND (classid::bigint << 32 | objid::bigint) = $1
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, leader.Key(outbox)).Scan(&ok)
+	return ok, err
 }
 
 // sink is where the relays publish: a count per (stream, sequence nr).
@@ -93,6 +113,12 @@ func (s *sink) publish(pid string, seq uint64) {
 	}
 }
 
+func (s *sink) setHook(hook func(total int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onPublish = hook
+}
+
 // result counts the events published, those published more than once,
 // and those never published.
 func (s *sink) result() (published, republished, lost int) {
@@ -109,4 +135,43 @@ func (s *sink) result() (published, republished, lost int) {
 		}
 	}
 	return s.total, republished, lost
+}
+
+// broker delivers asynchronously published events: it acknowledges them
+// in shuffled groups, out of order, from a goroutine of its own.
+type broker struct {
+	mu      sync.Mutex
+	waiting []func()
+	wake    chan struct{}
+}
+
+func newBroker() *broker { return &broker{wake: make(chan struct{}, 1)} }
+
+func (b *broker) enqueue(deliver func()) {
+	b.mu.Lock()
+	b.waiting = append(b.waiting, deliver)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers until ctx ends.
+func (b *broker) run(ctx context.Context, shuffle func([]func())) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		}
+		b.mu.Lock()
+		w := b.waiting
+		b.waiting = nil
+		b.mu.Unlock()
+		shuffle(w)
+		for _, deliver := range w {
+			deliver()
+		}
+	}
 }

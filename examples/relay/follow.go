@@ -1,0 +1,288 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/store"
+)
+
+// sink is where follow hands the events of one stream, in order.
+type sink interface {
+	// publish delivers events (consecutive events of one stream) and
+	// records the progress. It returns the sequence number the stream is
+	// done to, as far as the relay will read it again.
+	publish(ctx context.Context, pid string, events []journal.Event) (done uint64, err error)
+	// err returns an error that happened in the background (a failed
+	// ack, a fenced committer), or nil.
+	err() error
+}
+
+// follow discovers the streams and publishes their new events until ctx
+// ends or an error.
+func (r *Relay) follow(ctx context.Context, st *store.Store, out sink) error {
+	offsets, err := st.Load(ctx)
+	if err != nil {
+		return err
+	}
+	pos := map[string]uint64{} // stream → the last sequence number handed to out
+	var streams []string
+	var discovered time.Time
+	batch := make([]journal.Event, 0, min(r.cfg.BatchSize, 1024))
+	for {
+		// 3. Discovery, now and then: new streams start at their offset.
+		if time.Since(discovered) >= r.cfg.DiscoverEvery {
+			for pid, err := range journal.AllPersistenceIDs(ctx, r.lister, journal.ListOptions{ExcludePrefix: store.PersistenceIDPrefix}) {
+				if err != nil {
+					return err
+				}
+				if _, known := pos[pid]; !known && (r.cfg.Follow == nil || r.cfg.Follow(pid)) {
+					pos[pid] = offsets[pid]
+					streams = append(streams, pid)
+				}
+			}
+			discovered = time.Now()
+		}
+
+		// 4. The heads of every known stream, then the streams that moved.
+		heads, err := r.heads(ctx, streams)
+		if err != nil {
+			return err
+		}
+		moved := false
+		for _, pid := range streams {
+			head := heads[pid]
+			if head <= pos[pid] {
+				continue
+			}
+			batch = batch[:0]
+			for ev, err := range r.j.Replay(ctx, pid, pos[pid]+1, head, uint64(r.cfg.BatchSize)) {
+				if err != nil {
+					return err
+				}
+				batch = append(batch, ev)
+			}
+			done := head // no live events up to the head: deleted rows
+			if len(batch) > 0 {
+				// 5. Publish and record the progress.
+				if done, err = out.publish(ctx, pid, batch); err != nil {
+					return err
+				}
+				if done == batch[len(batch)-1].SequenceNr && len(batch) < r.cfg.BatchSize {
+					done = head // the rest of the range is deleted rows
+				}
+			}
+			if done != pos[pid] {
+				pos[pid] = done
+				moved = true
+			}
+		}
+		if err := out.err(); err != nil {
+			return err
+		}
+		if !moved {
+			r.idle.Add(1)
+			t := time.NewTimer(r.cfg.PollInterval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// heads returns the highest sequence number of each stream: one round
+// trip per journal.MaxHighestBatch streams where the journal can.
+func (r *Relay) heads(ctx context.Context, streams []string) (map[string]uint64, error) {
+	if hr, ok := r.j.(journal.HighestReader); ok {
+		return hr.HighestSequenceNrs(ctx, streams)
+	}
+	heads := make(map[string]uint64, len(streams))
+	for _, pid := range streams {
+		h, err := r.j.HighestSequenceNr(ctx, pid)
+		if err != nil {
+			return nil, err
+		}
+		heads[pid] = h
+	}
+	return heads, nil
+}
+
+// syncSink publishes with Config.Publish and marks each event done.
+type syncSink struct {
+	r *Relay
+	c *store.Committer
+}
+
+func (s *syncSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
+	var done uint64
+	for _, ev := range events {
+		if err := s.r.cfg.Publish(ctx, ev); err != nil {
+			if ctx.Err() != nil {
+				return done, ctx.Err()
+			}
+			return done, &PublishError{PersistenceID: pid, SequenceNr: ev.SequenceNr, Err: err}
+		}
+		s.r.published.Add(1)
+		// Mark is cheap and never waits: the committer saves in the
+		// background. It fails only once the committer has stopped
+		// (ErrFenced, for example).
+		if err := s.c.Mark(pid, ev.SequenceNr); err != nil {
+			return done, err
+		}
+		done = ev.SequenceNr
+	}
+	return done, nil
+}
+
+func (s *syncSink) err() error { return fencedOnly(s.c.Err()) }
+
+// fencedOnly keeps ErrFenced, which stops the committer; other errors of
+// Committer.Err are retried by the committer and surface from Mark if they
+// stop it.
+func fencedOnly(err error) error {
+	if errors.Is(err, store.ErrFenced) {
+		return err
+	}
+	return nil
+}
+
+// asyncSink publishes with Config.PublishAsync: Track before publishing,
+// Mark on the ack. slots bounds the events in flight.
+type asyncSink struct {
+	r     *Relay
+	c     *store.Committer
+	slots chan struct{}
+
+	mu   sync.Mutex
+	fail error // the first failed ack or Mark
+}
+
+func (s *asyncSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
+	var done uint64
+	for _, ev := range events {
+		if err := s.failed(); err != nil {
+			return done, err
+		}
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return done, ctx.Err()
+		}
+		// Track first: until its ack, no save of pid reaches this event,
+		// whatever order the acks come in.
+		if err := s.c.Track(pid, ev.SequenceNr); err != nil {
+			<-s.slots
+			return done, err
+		}
+		seq := ev.SequenceNr
+		var once sync.Once
+		s.r.cfg.PublishAsync(ctx, ev, func(err error) {
+			once.Do(func() { s.ack(pid, seq, err) })
+		})
+		done = seq
+	}
+	return done, nil
+}
+
+func (s *asyncSink) ack(pid string, seq uint64, err error) {
+	defer func() { <-s.slots }()
+	if err != nil {
+		s.setFail(&PublishError{PersistenceID: pid, SequenceNr: seq, Err: err})
+		return
+	}
+	s.r.published.Add(1)
+	if err := s.c.Mark(pid, seq); err != nil && !errors.Is(err, store.ErrClosed) {
+		s.setFail(err)
+	}
+	// An ack after Close (its wait timed out) is not saved: the event is
+	// published again by the next leader, as at-least-once allows.
+}
+
+func (s *asyncSink) setFail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail == nil {
+		s.fail = err
+	}
+}
+
+func (s *asyncSink) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fail
+}
+
+func (s *asyncSink) err() error {
+	if err := s.failed(); err != nil {
+		return err
+	}
+	return fencedOnly(s.c.Err())
+}
+
+// wait returns once every ack in flight has come, or ctx ends: it takes
+// every slot (acks give theirs back).
+func (s *asyncSink) wait(ctx context.Context) {
+	for range cap(s.slots) {
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// txSink writes each batch with Config.PublishTx and saves the stream's
+// offset in the same transaction (store.Store.SaveTx).
+type txSink struct {
+	r  *Relay
+	st *store.Store
+}
+
+func (s *txSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	last := events[len(events)-1].SequenceNr
+	err := s.commit(ctx, pid, events, last)
+	switch {
+	case err == nil:
+		s.r.published.Add(int64(len(events)))
+		s.r.saves.Add(1)
+		return last, nil
+	case errors.Is(err, store.ErrRetryTx):
+		// An earlier transaction of this store, whose commit was in
+		// doubt, did commit. Nothing was written now: go on from the
+		// offset the store holds.
+		offsets, lerr := s.st.Load(ctx)
+		if lerr != nil {
+			return 0, lerr
+		}
+		return offsets[pid], nil
+	}
+	return 0, err // ErrFenced included: the transaction was rolled back
+}
+
+func (s *txSink) commit(ctx context.Context, pid string, events []journal.Event, last uint64) error {
+	tx, err := s.r.cfg.Pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	// A no-op once committed; otherwise the sink's rows go with it.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := s.r.cfg.PublishTx(ctx, tx, events); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &PublishError{PersistenceID: pid, SequenceNr: events[0].SequenceNr, Err: err}
+	}
+	return s.st.SaveTx(ctx, pgjournal.New(tx, s.r.cfg.JournalOptions...), map[string]uint64{pid: last}, tx.Commit)
+}
+
+func (s *txSink) err() error { return nil }
