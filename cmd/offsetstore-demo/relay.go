@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -20,7 +21,12 @@ type freezable struct {
 
 	mu     sync.Mutex
 	thawed chan struct{} // nil while not frozen
+	held   atomic.Int32  // writes waiting for the thaw
 }
+
+// holding reports whether a write waits for the thaw: the killed relay's
+// save in flight.
+func (f *freezable) holding() bool { return f.held.Load() > 0 }
 
 func (f *freezable) freeze() {
 	f.mu.Lock()
@@ -46,6 +52,8 @@ func (f *freezable) wait(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
+	f.held.Add(1)
+	defer f.held.Add(-1)
 	select {
 	case <-c:
 		return nil
