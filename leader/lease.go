@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Lease is the leadership of one outbox, held by a session advisory lock
@@ -85,8 +89,10 @@ func (l *Lease) Err() error {
 
 // Release gives the leadership up: it stops the watcher, unlocks, and
 // closes the connection, so that a waiting standby takes over at once. It
-// returns nil on a lease already lost or released. An error means the
-// unlock could not be confirmed; the connection is closed anyway, and the
+// returns nil on a lease already lost or released, and when the session
+// turns out to be gone already (terminated, or its connection closed
+// under it, which the watcher had not yet noticed): the lock went with it.
+// Another error means the unlock could not be confirmed; the connection is closed anyway, and the
 // server frees the lock when the session ends (at once, or within the
 // session timeout if the network is gone).
 func (l *Lease) Release(ctx context.Context) error {
@@ -110,6 +116,8 @@ func (l *Lease) Release(ctx context.Context) error {
 	defer cancel()
 	closeErr := l.conn.Close(cctx)
 	switch {
+	case err != nil && (sessionGone(err) || l.conn.IsClosed()):
+		return nil
 	case err != nil:
 		return fmt.Errorf("leader: release %q: %w", l.outbox, err)
 	case !unlocked:
@@ -164,4 +172,15 @@ func (l *Lease) lose(cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = l.conn.Close(ctx) // the session is gone or going; its error is the cause above
+}
+
+// sessionGone reports whether err says the session itself has ended: the
+// server terminated it (SQLSTATE class 57, operator intervention, or 08,
+// connection exception), or the connection is closed.
+func sessionGone(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "57") || strings.HasPrefix(pgErr.Code, "08")
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
