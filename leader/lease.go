@@ -112,11 +112,12 @@ func (l *Lease) Release(ctx context.Context) error {
 
 	var unlocked bool
 	err := l.conn.QueryRow(ctx, `SELECT pg_advisory_unlock($1)`, l.key).Scan(&unlocked)
+	gone := err != nil && (sessionGone(err) || l.conn.IsClosed())
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	closeErr := l.conn.Close(cctx)
 	switch {
-	case err != nil && (sessionGone(err) || l.conn.IsClosed()):
+	case gone:
 		return nil
 	case err != nil:
 		return fmt.Errorf("leader: release %q: %w", l.outbox, err)
