@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxkit/offsetstore/internal/testdb"
@@ -45,14 +46,25 @@ func newWorld() *world { return &world{outbox: "relay", published: map[uint64]in
 // relay competes for the outbox until ctx ends, holding each lease for
 // hold() unless it is lost first.
 func (w *world) relay(ctx context.Context, pool *pgxpool.Pool, hold func() time.Duration) error {
+	failures := 0
 	for ctx.Err() == nil {
 		l, err := leader.Acquire(ctx, pool, w.outbox, fast)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
+			// A relay retries a connection that could not be made (the
+			// machine is loaded: a dial may time out); anything else, or
+			// a connection that keeps failing, ends the test.
+			var ce *pgconn.ConnectError
+			if errors.As(err, &ce) && failures < 20 {
+				failures++
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 			return err
 		}
+		failures = 0
 		w.takeovers.Add(1)
 		w.leaderPID.Store(l.BackendPID())
 		if err := w.lead(l, pool, hold()); err != nil {

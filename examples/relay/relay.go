@@ -223,10 +223,15 @@ func (r *Relay) Stats() Stats {
 	}
 }
 
+// maxConnectFailures is how many times in a row Run tries to reach the
+// database for the leadership before it gives up (about 50 s of waits).
+const maxConnectFailures = 30
+
 // Run relays until ctx is cancelled (a graceful shutdown: it returns nil,
 // or the error of the final flush) or an error it cannot handle (see the
 // package documentation). Run one Run per Relay at a time.
 func (r *Relay) Run(ctx context.Context) error {
+	connectFailures := 0
 	for {
 		// 1. Leadership first; a standby waits here.
 		lease, err := leader.Acquire(ctx, r.cfg.Pool, r.cfg.Outbox, r.cfg.LeaderOptions...)
@@ -234,8 +239,22 @@ func (r *Relay) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil // shut down while standing by
 			}
+			// The database could not be reached: wait and try again, as a
+			// standby would, for a while (a server restarting, a loaded
+			// machine); other errors (a refused login, a bad name) end Run.
+			var ce *pgconn.ConnectError
+			if errors.As(err, &ce) && connectFailures < maxConnectFailures {
+				connectFailures++
+				select {
+				case <-time.After(time.Duration(connectFailures) * 100 * time.Millisecond):
+				case <-ctx.Done():
+					return nil
+				}
+				continue
+			}
 			return err
 		}
+		connectFailures = 0
 		r.leaderships.Add(1)
 
 		err = r.lead(ctx, lease)
