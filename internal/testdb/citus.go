@@ -343,25 +343,7 @@ func (d *CitusDB) Ident() string { return pgx.Identifier{d.Schema, d.Name}.Sanit
 // configure, if not nil, may change the config first.
 func (d *CitusDB) NewPool(t testing.TB, configure func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(d.URL)
-	if err != nil {
-		t.Fatalf("testdb: parse URL: %v", err)
-	}
-	if configure != nil {
-		configure(cfg)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("testdb: open pool: %v", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		t.Fatalf("testdb: ping the coordinator: %v", err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
+	return openPool(t, d.URL, "the coordinator", configure)
 }
 
 // WorkerOf returns the alias of the worker that holds the shard of the

@@ -294,7 +294,15 @@ var createTime durations
 // configure, if not nil, may change the config first (pool size, tracer …).
 func (d *DB) NewPool(t testing.TB, configure func(*pgxpool.Config)) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(d.URL)
+	return openPool(t, d.URL, d.Name, configure)
+}
+
+// openPool opens a pool on url, checked with a ping and closed when t
+// ends; what names the database in messages. configure, if not nil, may
+// change the config first.
+func openPool(t testing.TB, url, what string, configure func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatalf("testdb: parse URL: %v", err)
 	}
@@ -309,7 +317,7 @@ func (d *DB) NewPool(t testing.TB, configure func(*pgxpool.Config)) *pgxpool.Poo
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		t.Fatalf("testdb: ping %s: %v", d.Name, err)
+		t.Fatalf("testdb: ping %s: %v", what, err)
 	}
 	t.Cleanup(pool.Close)
 	return pool
