@@ -151,6 +151,15 @@ func (l limits) measure(offsets map[string]uint64, collect bool) ([]string, int,
 // returned map share one string allocation, so holding any key keeps every
 // key's bytes alive. Decode does not retain payload.
 func Decode(payload []byte) (map[string]uint64, error) {
+	return decodeWith(payload, func(p []byte, valueOff int) uint64 {
+		return binary.LittleEndian.Uint64(p[valueOff:])
+	})
+}
+
+// decodeWith is Decode with each key mapped to value(payload, position of
+// its u64 value) instead of the value itself: Decode and ParseSnapshot
+// share the one strict reading.
+func decodeWith[V any](payload []byte, value func(p []byte, valueOff int) V) (map[string]V, error) {
 	if len(payload) < countSize {
 		return nil, &DecodeError{Offset: 0, Entry: -1, Err: ErrTruncated}
 	}
@@ -169,7 +178,7 @@ func Decode(payload []byte) (map[string]uint64, error) {
 	// so each String() result stays valid as the builder appends.
 	var keys strings.Builder
 	keys.Grow(keyBytes)
-	m := make(map[string]uint64, count)
+	m := make(map[string]V, count)
 	off := countSize
 	for i := range int(count) {
 		n := int(binary.LittleEndian.Uint32(payload[off:]))
@@ -177,7 +186,7 @@ func Decode(payload []byte) (map[string]uint64, error) {
 		start := keys.Len()
 		keys.Write(payload[keyOff : keyOff+n])
 		k := keys.String()[start:]
-		m[k] = binary.LittleEndian.Uint64(payload[keyOff+n:])
+		m[k] = value(payload, keyOff+n)
 		if len(m) != i+1 {
 			return nil, &DecodeError{
 				Offset: keyOff, Entry: i, Count: count,

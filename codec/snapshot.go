@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"iter"
 	"slices"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -50,35 +49,9 @@ func NewSnapshot(offsets map[string]uint64) (*Snapshot, error) {
 // same errors, and returns it indexed. The Snapshot holds a copy: payload
 // is not retained. All keys share one string allocation, as with Decode.
 func ParseSnapshot(payload []byte) (*Snapshot, error) {
-	if len(payload) < countSize {
-		return nil, &DecodeError{Offset: 0, Entry: -1, Err: ErrTruncated}
-	}
-	count := binary.LittleEndian.Uint32(payload)
-	if uint64(count) > uint64(len(payload)-countSize)/minEntrySize {
-		return nil, &DecodeError{Offset: 0, Entry: -1, Count: count, Err: ErrCountTooLarge}
-	}
-	keyBytes, err := validate(payload, count)
+	index, err := decodeWith(payload, func(_ []byte, valueOff int) int { return valueOff })
 	if err != nil {
 		return nil, err
-	}
-	var keys strings.Builder
-	keys.Grow(keyBytes)
-	index := make(map[string]int, count)
-	off := countSize
-	for i := range int(count) {
-		n := int(binary.LittleEndian.Uint32(payload[off:]))
-		keyOff := off + keyLenSize
-		start := keys.Len()
-		keys.Write(payload[keyOff : keyOff+n])
-		k := keys.String()[start:]
-		index[k] = keyOff + n
-		if len(index) != i+1 {
-			return nil, &DecodeError{
-				Offset: keyOff, Entry: i, Count: count,
-				Key: strings.Clone(k), Err: ErrDuplicateKey,
-			}
-		}
-		off = keyOff + n + valueSize
 	}
 	return &Snapshot{payload: slices.Clone(payload), index: index}, nil
 }
