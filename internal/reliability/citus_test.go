@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/internal/faultjournal"
 	"github.com/outboxkit/offsetstore/internal/faultproxy"
 	rel "github.com/outboxkit/offsetstore/internal/reliability"
@@ -62,170 +58,29 @@ func citusViaProxy(t *testing.T, db *testdb.CitusDB) (*pgxpool.Pool, *faultproxy
 	return pool, p
 }
 
-// checkSnapshotsIn replays every snapshot of outbox through j: sequence
-// numbers 1..hi without a gap, each decodable, no key lower than in the
-// snapshot before and none dropped.
-func checkSnapshotsIn(t *testing.T, j journal.Journal, outbox string, hi uint64) {
-	t.Helper()
-	prev := map[string]uint64{}
-	var n uint64
-	for ev, err := range j.Replay(context.Background(), store.PersistenceID(outbox), 1, math.MaxUint64, math.MaxUint64) {
-		if err != nil {
-			t.Fatalf("replay snapshots: %v", err)
-		}
-		n++
-		if ev.SequenceNr != n {
-			t.Fatalf("snapshot %d follows %d: a gap", ev.SequenceNr, n-1)
-		}
-		m, err := codec.Decode(ev.Payload)
-		if err != nil {
-			t.Fatalf("snapshot %d: %v", ev.SequenceNr, err)
-		}
-		for k, v := range prev {
-			if m[k] < v {
-				t.Fatalf("snapshot %d (writer %s): %q went back from %d to %d", ev.SequenceNr, ev.WriterUUID, k, v, m[k])
-			}
-		}
-		prev = m
-	}
-	if n != hi {
-		t.Fatalf("%d snapshots, want %d (the highest a relay wrote)", n, hi)
+// citusTarget runs the split-brain tests on a table of the Citus cluster:
+// both relays' writes route to the same shard, whose primary key decides.
+func citusTarget(t *testing.T) splitTarget {
+	db := testdb.NewCitus(t)
+	return splitTarget{
+		figure:  "citus_",
+		journal: func() *pgjournal.Journal { return citusJournal(db, db.NewPool(t, nil)) },
+		reload:  func(outbox string) map[string]uint64 { return reloadCitus(t, db, outbox) },
 	}
 }
 
-// TestSplitBrainOnCitus races two relays on one outbox, each on its own
-// pool on the coordinator; both writes route to the same shard, whose
-// primary key decides. One side keeps writing, the other is fenced for
-// good; snapshots are gap-free and never go back; nothing acknowledged is
-// lost.
+// TestSplitBrainOnCitus is TestSplitBrain on a journal distributed over
+// the cluster.
 func TestSplitBrainOnCitus(t *testing.T) {
 	t.Parallel()
-	d := rel.EnvDuration(t, envSplitDuration, 3*time.Second)
-	db := testdb.NewCitus(t)
-	ctx := context.Background()
-	sides := make([]*racer, 2)
-	for i, name := range []string{"relay-a", "relay-b"} {
-		j := citusJournal(db, db.NewPool(t, nil))
-		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{},
-			s: open(t, j, "split", store.WithRetention(keepAll), store.WithWriterID(name))}
-	}
-	var counter atomic.Uint64
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, r := range sides {
-		wg.Go(func() {
-			<-start
-			for end := time.Now().Add(d); time.Now().Before(end); {
-				v := counter.Add(1)
-				m := map[string]uint64{"shared": v, fmt.Sprint("k", v%32): v, r.name: v}
-				err := r.s.Save(ctx, m)
-				switch {
-				case err == nil:
-					r.ok++
-					merge(r.acked, m)
-					if r.fenced > 0 {
-						r.okAfterOwn++
-					}
-				case isFenced(err):
-					r.fenced++
-					time.Sleep(time.Millisecond)
-				default:
-					r.other = append(r.other, err)
-				}
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	for _, r := range sides {
-		t.Logf("%s: %d saves, %d calls fenced, %d other errors", r.name, r.ok, r.fenced, len(r.other))
-		for _, err := range r.other {
-			t.Errorf("%s: unexpected error: %v", r.name, err)
-		}
-		if r.okAfterOwn > 0 {
-			t.Errorf("%s: %d saves succeeded after it was fenced", r.name, r.okAfterOwn)
-		}
-	}
-	winner, loser := sides[0], sides[1]
-	if winner.fenced > 0 {
-		winner, loser = loser, winner
-	}
-	switch {
-	case winner.fenced > 0:
-		t.Fatal("both relays were fenced: nobody owns the outbox")
-	case loser.fenced < 3:
-		t.Fatalf("%s was fenced %d times: the race did not happen or ended too early", loser.name, loser.fenced)
-	}
-	checkSnapshotsIn(t, citusJournal(db, db.Pool), "split", winner.s.SequenceNr())
-	if l := lost(reloadCitus(t, db, "split"), winner.acked); len(l) > 0 {
-		t.Fatalf("acknowledged offsets lost: %v", l)
-	}
-	rel.Figure(t, "citus_split_winner_saves", float64(winner.ok), "saves")
-	rel.Figure(t, "citus_split_loser_fenced_calls", float64(loser.fenced), "calls")
+	runSplitBrain(t, citusTarget(t))
 }
 
-// TestSplitBrainFailoverOnCitus: a fenced relay reopens at once and races
-// again, so ownership changes hands many times. No acknowledged save of
-// either side is lost, and no snapshot goes back.
+// TestSplitBrainFailoverOnCitus is TestSplitBrainFailover on a journal
+// distributed over the cluster.
 func TestSplitBrainFailoverOnCitus(t *testing.T) {
 	t.Parallel()
-	d := rel.EnvDuration(t, envSplitDuration, 3*time.Second)
-	db := testdb.NewCitus(t)
-	ctx := context.Background()
-	var counter atomic.Uint64
-	sides := make([]*racer, 2)
-	for i, name := range []string{"relay-a", "relay-b"} {
-		j := citusJournal(db, db.NewPool(t, nil))
-		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{}, s: open(t, j, "failover", store.WithRetention(keepAll))}
-	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, r := range sides {
-		wg.Go(func() {
-			<-start
-			for end := time.Now().Add(d); time.Now().Before(end); {
-				v := counter.Add(1)
-				m := map[string]uint64{"shared": v, fmt.Sprint("k", v%32): v, r.name: v}
-				err := r.s.Save(ctx, m)
-				switch {
-				case err == nil:
-					r.ok++
-					merge(r.acked, m)
-				case isFenced(err):
-					r.fenced++
-					s, err := store.Open(ctx, r.j, "failover", store.WithRetention(keepAll))
-					if err != nil {
-						r.other = append(r.other, err)
-						return
-					}
-					r.s = s
-				default:
-					r.other = append(r.other, err)
-				}
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	var hi uint64
-	for _, r := range sides {
-		t.Logf("%s: %d saves, fenced and reopened %d times", r.name, r.ok, r.fenced)
-		for _, err := range r.other {
-			t.Errorf("%s: unexpected error: %v", r.name, err)
-		}
-		hi = max(hi, r.s.SequenceNr())
-	}
-	if sides[0].fenced+sides[1].fenced == 0 {
-		t.Fatal("no relay was ever fenced: the race did not happen")
-	}
-	checkSnapshotsIn(t, citusJournal(db, db.Pool), "failover", hi)
-	got := reloadCitus(t, db, "failover")
-	for _, r := range sides {
-		if l := lost(got, r.acked); len(l) > 0 {
-			t.Fatalf("%s: acknowledged offsets lost: %v", r.name, l)
-		}
-	}
-	rel.Figure(t, "citus_failover_handovers", float64(sides[0].fenced+sides[1].fenced), "fences")
+	runSplitBrainFailover(t, citusTarget(t))
 }
 
 // TestDroppedReplyAfterCommitOnCitus drops the coordinator's reply to the

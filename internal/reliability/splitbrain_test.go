@@ -3,6 +3,7 @@ package reliability_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/outboxkit/offsetstore/codec"
 	rel "github.com/outboxkit/offsetstore/internal/reliability"
 	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -35,6 +37,26 @@ type racer struct {
 	reopens     int
 }
 
+// splitTarget is where the split-brain tests run: a plain PostgreSQL or a
+// Citus cluster.
+type splitTarget struct {
+	// figure prefixes the names of the figures the tests report.
+	figure string
+	// journal returns a journal on a pool of its own: one relay's.
+	journal func() *pgjournal.Journal
+	// reload opens outbox afresh and returns its offsets, as a restarted
+	// relay would resume from them.
+	reload func(outbox string) map[string]uint64
+}
+
+func postgresTarget(t *testing.T) splitTarget {
+	db := testdb.New(t)
+	return splitTarget{
+		journal: func() *pgjournal.Journal { return pgjournal.New(db.NewPool(t, nil)) },
+		reload:  func(outbox string) map[string]uint64 { return reload(t, db, outbox) },
+	}
+}
+
 // TestSplitBrain races two relays on one outbox, each on its own pool.
 // The first conflict decides: one side keeps writing, the other gets
 // ErrFenced from every later Save, Rewind and Forget. Every snapshot
@@ -42,12 +64,15 @@ type racer struct {
 // decrease, and the rows are gap-free.
 func TestSplitBrain(t *testing.T) {
 	t.Parallel()
+	runSplitBrain(t, postgresTarget(t))
+}
+
+func runSplitBrain(t *testing.T, tg splitTarget) {
 	d := rel.EnvDuration(t, envSplitDuration, 3*time.Second)
-	db := testdb.New(t)
 	ctx := context.Background()
 	sides := make([]*racer, 2)
 	for i, name := range []string{"relay-a", "relay-b"} {
-		j := pgjournal.New(db.NewPool(t, nil))
+		j := tg.journal()
 		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{},
 			s: open(t, j, "split", store.WithRetention(keepAll), store.WithWriterID(name))}
 	}
@@ -121,13 +146,13 @@ func TestSplitBrain(t *testing.T) {
 	case winner.okAfterLoss == 0:
 		t.Fatalf("%s did not write after the conflict", winner.name)
 	}
-	checkSnapshots(t, db, "split", winner.s.SequenceNr())
-	got := reload(t, db, "split")
+	checkSnapshots(t, winner.j, "split", winner.s.SequenceNr())
+	got := tg.reload("split")
 	if l := lost(got, winner.acked); len(l) > 0 {
 		t.Fatalf("acknowledged offsets lost: %v", l)
 	}
-	rel.Figure(t, "split_winner_saves_after_conflict", float64(winner.okAfterLoss), "saves")
-	rel.Figure(t, "split_loser_fenced_calls", float64(loser.fenced), "calls")
+	rel.Figure(t, tg.figure+"split_winner_saves_after_conflict", float64(winner.okAfterLoss), "saves")
+	rel.Figure(t, tg.figure+"split_loser_fenced_calls", float64(loser.fenced), "calls")
 }
 
 // TestSplitBrainFailover is the relay that loses and comes back: a fenced
@@ -136,13 +161,16 @@ func TestSplitBrain(t *testing.T) {
 // either side is lost, and offsets never go back in any snapshot.
 func TestSplitBrainFailover(t *testing.T) {
 	t.Parallel()
+	runSplitBrainFailover(t, postgresTarget(t))
+}
+
+func runSplitBrainFailover(t *testing.T, tg splitTarget) {
 	d := rel.EnvDuration(t, envSplitDuration, 3*time.Second)
-	db := testdb.New(t)
 	ctx := context.Background()
 	var counter atomic.Uint64
 	sides := make([]*racer, 2)
 	for i, name := range []string{"relay-a", "relay-b"} {
-		j := pgjournal.New(db.NewPool(t, nil))
+		j := tg.journal()
 		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{}, s: open(t, j, "failover", store.WithRetention(keepAll))}
 	}
 	start := make(chan struct{})
@@ -186,56 +214,44 @@ func TestSplitBrainFailover(t *testing.T) {
 	if sides[0].fenced+sides[1].fenced == 0 {
 		t.Fatal("no relay was ever fenced: the race did not happen")
 	}
-	checkSnapshots(t, db, "failover", hi)
-	got := reload(t, db, "failover")
+	checkSnapshots(t, sides[0].j, "failover", hi)
+	got := tg.reload("failover")
 	for _, r := range sides {
 		if l := lost(got, r.acked); len(l) > 0 {
 			t.Fatalf("%s: acknowledged offsets lost: %v", r.name, l)
 		}
 	}
-	rel.Figure(t, "failover_handovers", float64(sides[0].fenced+sides[1].fenced), "fences")
-	rel.Figure(t, "failover_saves", float64(sides[0].ok+sides[1].ok), "saves")
+	rel.Figure(t, tg.figure+"failover_handovers", float64(sides[0].fenced+sides[1].fenced), "fences")
+	rel.Figure(t, tg.figure+"failover_saves", float64(sides[0].ok+sides[1].ok), "saves")
 }
 
-// checkSnapshots replays every snapshot row of outbox in sequence order:
-// sequence numbers 1..hi without a gap, each row decodable, and no key's
-// offset lower than in the row before, nor any key dropped.
-func checkSnapshots(t *testing.T, db *testdb.DB, outbox string, hi uint64) {
+// checkSnapshots replays every snapshot of outbox through j in sequence
+// order: sequence numbers 1..hi without a gap, each decodable, and no
+// key's offset lower than in the snapshot before, nor any key dropped.
+func checkSnapshots(t *testing.T, j journal.Journal, outbox string, hi uint64) {
 	t.Helper()
-	rows, err := db.Pool.Query(context.Background(),
-		`SELECT sequence_nr, payload, writer_uuid FROM journal WHERE persistence_id = $1 ORDER BY sequence_nr`, store.PersistenceID(outbox))
-	if err != nil {
-		t.Fatalf("read snapshots: %v", err)
-	}
-	defer rows.Close()
 	prev := map[string]uint64{}
 	var n uint64
 	writers := map[string]int{}
-	for rows.Next() {
-		var seq int64
-		var payload []byte
-		var writer string
-		if err := rows.Scan(&seq, &payload, &writer); err != nil {
-			t.Fatalf("scan: %v", err)
+	for ev, err := range j.Replay(context.Background(), store.PersistenceID(outbox), 1, math.MaxUint64, math.MaxUint64) {
+		if err != nil {
+			t.Fatalf("replay snapshots: %v", err)
 		}
 		n++
-		if uint64(seq) != n {
-			t.Fatalf("snapshot %d follows %d: a gap", seq, n-1)
+		if ev.SequenceNr != n {
+			t.Fatalf("snapshot %d follows %d: a gap", ev.SequenceNr, n-1)
 		}
-		m, err := codec.Decode(payload)
+		m, err := codec.Decode(ev.Payload)
 		if err != nil {
-			t.Fatalf("snapshot %d: %v", seq, err)
+			t.Fatalf("snapshot %d: %v", ev.SequenceNr, err)
 		}
 		for k, v := range prev {
 			if m[k] < v {
-				t.Fatalf("snapshot %d (writer %s): %q went back from %d to %d", seq, writer, k, v, m[k])
+				t.Fatalf("snapshot %d (writer %s): %q went back from %d to %d", ev.SequenceNr, ev.WriterUUID, k, v, m[k])
 			}
 		}
 		prev = m
-		writers[writer]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("read snapshots: %v", err)
+		writers[ev.WriterUUID]++
 	}
 	if n != hi {
 		t.Fatalf("%d snapshots, want %d (the highest a relay wrote)", n, hi)
