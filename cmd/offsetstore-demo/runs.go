@@ -68,6 +68,31 @@ func goRun(ctx context.Context, r *relay.Relay) *running {
 	return run
 }
 
+// runUntil runs relay 1 until killed is closed (the hook that kills it
+// saw its event); an earlier end of Run is an error.
+func runUntil(ctx context.Context, r *relay.Relay, killed <-chan struct{}) (*running, error) {
+	run := goRun(ctx, r)
+	select {
+	case <-killed:
+		return run, nil
+	case err := <-run.done:
+		run.cancel()
+		return nil, fmt.Errorf("relay 1 stopped before the kill: %v", err)
+	case <-ctx.Done():
+		run.cancel()
+		return nil, ctx.Err()
+	}
+}
+
+// killLeader ends the session that holds the outbox's leadership, as the
+// kill of relay 1's process would.
+func (s *scenario) killLeader(ctx context.Context) error {
+	if ok, err := terminateLeader(ctx, s.admin, s.outbox); err != nil || !ok {
+		return fmt.Errorf("terminate relay 1's leadership session: found %v, %v", ok, err)
+	}
+	return nil
+}
+
 // caughtUp waits until r has found nothing new to publish once, or
 // Run returned.
 func (r *running) caughtUp(ctx context.Context) error {
@@ -133,13 +158,9 @@ func (s *scenario) atLeastOnce(ctx context.Context, async bool) (*outcome, error
 		return nil, err
 	}
 	start := time.Now()
-	run1 := goRun(ctx, r1)
-	select {
-	case <-killed:
-	case err := <-run1.done:
-		return nil, fmt.Errorf("relay 1 stopped before the kill: %v", err)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	run1, err := runUntil(ctx, r1, killed)
+	if err != nil {
+		return nil, err
 	}
 	// Let the killed relay's committer start the save of what it marked
 	// since its last one (at its interval at the latest), so that the kill
@@ -149,8 +170,8 @@ func (s *scenario) atLeastOnce(ctx context.Context, async bool) (*outcome, error
 		time.Sleep(5 * time.Millisecond)
 	}
 	// The kill: the process's leadership session ends with it.
-	if ok, err := terminateLeader(ctx, s.admin, s.outbox); err != nil || !ok {
-		return nil, fmt.Errorf("terminate relay 1's leadership session: found %v, %v", ok, err)
+	if err := s.killLeader(ctx); err != nil {
+		return nil, err
 	}
 	run1.cancel()
 	_ = bar.Exit()
@@ -300,16 +321,12 @@ func (s *scenario) exactlyOnce(ctx context.Context) (*outcome, error) {
 		return nil, err
 	}
 	start := time.Now()
-	run1 := goRun(ctx, r1)
-	select {
-	case <-killed:
-	case err := <-run1.done:
-		return nil, fmt.Errorf("relay 1 stopped before the kill: %v", err)
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	run1, err := runUntil(ctx, r1, killed)
+	if err != nil {
+		return nil, err
 	}
-	if ok, err := terminateLeader(ctx, s.admin, s.outbox); err != nil || !ok {
-		return nil, fmt.Errorf("terminate relay 1's leadership session: found %v, %v", ok, err)
+	if err := s.killLeader(ctx); err != nil {
+		return nil, err
 	}
 	run1.cancel()
 	if err := run1.wait(ctx); err != nil {
