@@ -19,7 +19,7 @@ import (
 // proxy.
 func viaProxy(t *testing.T, db *testdb.DB) (*pgxpool.Pool, *faultproxy.Proxy) {
 	t.Helper()
-	return faultproxy.Pool(t, db, nil)
+	return faultproxy.Pool(t, db, db.URL, nil)
 }
 
 // TestLostAckOnPostgres cuts the connection right after the server

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/outboxkit/offsetstore/internal/faultjournal"
 	"github.com/outboxkit/offsetstore/internal/faultproxy"
 	rel "github.com/outboxkit/offsetstore/internal/reliability"
 	"github.com/outboxkit/offsetstore/internal/testdb"
@@ -36,26 +34,6 @@ func reloadCitus(t *testing.T, db *testdb.CitusDB, outbox string) map[string]uin
 	pool := db.NewPool(t, nil)
 	defer pool.Close()
 	return load(t, open(t, citusJournal(db, pool), outbox))
-}
-
-// citusViaProxy returns a fault proxy in front of the coordinator and a
-// pool on it whose connections pass through the proxy.
-func citusViaProxy(t *testing.T, db *testdb.CitusDB) (*pgxpool.Pool, *faultproxy.Proxy) {
-	t.Helper()
-	u, err := url.Parse(db.URL)
-	if err != nil {
-		t.Fatalf("parse coordinator URL: %v", err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatalf("start fault proxy: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
-	pool := db.NewPool(t, func(c *pgxpool.Config) {
-		c.ConnConfig.Host = "127.0.0.1"
-		c.ConnConfig.Port = p.Port()
-	})
-	return pool, p
 }
 
 // citusTarget runs the split-brain tests on a table of the Citus cluster:
@@ -90,45 +68,15 @@ func TestSplitBrainFailoverOnCitus(t *testing.T) {
 // ErrFenced or loses it.
 func TestDroppedReplyAfterCommitOnCitus(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	rounds := rel.EnvInt(t, envDropRounds, 10)
 	db := testdb.NewCitus(t)
-	pool, proxy := citusViaProxy(t, db)
-	writer := fmt.Sprintf("citus-dropped-reply-%d", rand.Uint64())
-	fj := faultjournal.New(citusJournal(db, pool))
-	s := open(t, fj, "dropped", store.WithWriterID(writer))
-	save(t, s, map[string]uint64{"a": 1})
-	acked := map[string]uint64{"a": 1}
-	for i := range rounds {
-		adopted, dropped := s.Stats().Adopted, proxy.Dropped.Load()
-		m := map[string]uint64{"a": uint64(i) + 2, fmt.Sprint("round-", i): 1}
-		proxy.DropReplyAfter([]byte(writer))
-		if i%2 == 0 {
-			if err := s.Save(ctx, m); err != nil {
-				t.Fatalf("round %d: Save with a dropped reply = %v, want nil (adopted at once)", i, err)
-			}
-		} else {
-			fj.FailReplay.Store(1)
-			if err := s.Save(ctx, m); err == nil || isFenced(err) {
-				t.Fatalf("round %d: Save with a dropped reply and a failed read-back = %v, want a plain error", i, err)
-			}
-			next := map[string]uint64{fmt.Sprint("after-", i): 1}
-			if err := s.Save(ctx, next); err != nil {
-				t.Fatalf("round %d: next Save = %v, want nil (adopting the earlier write)", i, err)
-			}
-			merge(acked, next)
-		}
-		merge(acked, m)
-		if got := proxy.Dropped.Load() - dropped; got != 1 || proxy.Armed() {
-			t.Fatalf("round %d: %d replies dropped (armed %v): the fault did not happen", i, got, proxy.Armed())
-		}
-		if got := s.Stats().Adopted - adopted; got != 1 {
-			t.Fatalf("round %d: %d writes adopted, want 1", i, got)
-		}
-	}
-	wantOffsets(t, load(t, s), acked)
-	wantOffsets(t, reloadCitus(t, db, "dropped"), acked)
-	rel.Figure(t, "citus_dropped_reply_rounds", float64(rounds), "rounds")
+	pool, proxy := faultproxy.Pool(t, db, db.URL, nil)
+	runDroppedReply(t, droppedReply{
+		figure:  "citus_",
+		rounds:  rel.EnvInt(t, envDropRounds, 10),
+		journal: citusJournal(db, pool),
+		proxy:   proxy,
+		reload:  func(outbox string) map[string]uint64 { return reloadCitus(t, db, outbox) },
+	})
 }
 
 // TestWorkerStoppedDuringSaves stops the worker that holds the outbox's

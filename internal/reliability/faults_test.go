@@ -10,8 +10,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxkit/offsetstore/internal/faultjournal"
+	"github.com/outboxkit/offsetstore/internal/faultproxy"
 	rel "github.com/outboxkit/offsetstore/internal/reliability"
 	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -225,12 +227,31 @@ func TestProxyResets(t *testing.T) {
 // when the read-back fails too — and never report ErrFenced or lose it.
 func TestDroppedReplyAfterCommit(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	rounds := rel.EnvInt(t, envDropRounds, 20)
 	db := testdb.New(t)
 	pool, proxy := viaProxy(t, db, nil)
+	runDroppedReply(t, droppedReply{
+		rounds:  rel.EnvInt(t, envDropRounds, 20),
+		journal: pgjournal.New(pool),
+		proxy:   proxy,
+		reload:  func(outbox string) map[string]uint64 { return reload(t, db, outbox) },
+	})
+}
+
+// droppedReply is where runDroppedReply runs: a journal whose connections
+// pass through proxy, and a fresh reload of an outbox.
+type droppedReply struct {
+	figure  string // prefix of the figures' names
+	rounds  int
+	journal journal.Journal
+	proxy   *faultproxy.Proxy
+	reload  func(outbox string) map[string]uint64
+}
+
+func runDroppedReply(t *testing.T, d droppedReply) {
+	ctx := context.Background()
+	rounds, proxy := d.rounds, d.proxy
 	writer := fmt.Sprintf("dropped-reply-writer-%d", rand.Uint64())
-	fj := faultjournal.New(pgjournal.New(pool))
+	fj := faultjournal.New(d.journal)
 	s := open(t, fj, "dropped", store.WithWriterID(writer))
 	save(t, s, map[string]uint64{"a": 1})
 	acked := map[string]uint64{"a": 1}
@@ -272,10 +293,10 @@ func TestDroppedReplyAfterCommit(t *testing.T) {
 		}
 	}
 	wantOffsets(t, load(t, s), acked)
-	wantOffsets(t, reload(t, db, "dropped"), acked)
-	rel.Figure(t, "dropped_reply_rounds", float64(rounds), "rounds")
-	rel.Figure(t, "dropped_reply_adopted_at_once", float64(atOnce), "writes")
-	rel.Figure(t, "dropped_reply_adopted_at_next_save", float64(atNext), "writes")
+	wantOffsets(t, d.reload("dropped"), acked)
+	rel.Figure(t, d.figure+"dropped_reply_rounds", float64(rounds), "rounds")
+	rel.Figure(t, d.figure+"dropped_reply_adopted_at_once", float64(atOnce), "writes")
+	rel.Figure(t, d.figure+"dropped_reply_adopted_at_next_save", float64(atNext), "writes")
 }
 
 // TestLostAckThenFailedRetry: a write commits but its reply is lost and

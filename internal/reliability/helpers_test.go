@@ -100,7 +100,7 @@ func short(m map[string]uint64) string {
 // whose connections pass through it.
 func viaProxy(t *testing.T, db *testdb.DB, configure func(*pgxpool.Config)) (*pgxpool.Pool, *faultproxy.Proxy) {
 	t.Helper()
-	return faultproxy.Pool(t, db, configure)
+	return faultproxy.Pool(t, db, db.URL, configure)
 }
 
 // countRows counts the journal rows of pid, deleted ones included.
