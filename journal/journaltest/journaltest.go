@@ -41,28 +41,28 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		})
 	}
 	// Optional interfaces, checked on one journal, run where implemented.
-	if _, ok := newJournal(t).(journal.NextAppender); ok {
-		t.Run("AppendNext", func(t *testing.T) {
-			t.Parallel()
-			RunAppendNext(t, newJournal)
-		})
+	probe := newJournal(t)
+	_, next := probe.(journal.NextAppender)
+	_, head := probe.(journal.HeadReader)
+	_, lister := probe.(journal.StreamLister)
+	_, highest := probe.(journal.HighestReader)
+	optional := []struct {
+		name string
+		has  bool
+		run  func(*testing.T, Factory)
+	}{
+		{"AppendNext", next, RunAppendNext},
+		{"Head", head, RunHead},
+		{"StreamLister", lister, RunStreamLister},
+		{"HighestReader", highest, RunHighestReader},
 	}
-	if _, ok := newJournal(t).(journal.HeadReader); ok {
-		t.Run("Head", func(t *testing.T) {
+	for _, g := range optional {
+		if !g.has {
+			continue
+		}
+		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
-			RunHead(t, newJournal)
-		})
-	}
-	if _, ok := newJournal(t).(journal.StreamLister); ok {
-		t.Run("StreamLister", func(t *testing.T) {
-			t.Parallel()
-			RunStreamLister(t, newJournal)
-		})
-	}
-	if _, ok := newJournal(t).(journal.HighestReader); ok {
-		t.Run("HighestReader", func(t *testing.T) {
-			t.Parallel()
-			RunHighestReader(t, newJournal)
+			g.run(t, newJournal)
 		})
 	}
 }
