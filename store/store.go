@@ -91,7 +91,7 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 	if j == nil {
 		return nil, fmt.Errorf("store: open %q: %w", outbox, &journal.InvalidArgumentError{Field: "journal", Reason: "is nil"})
 	}
-	if err := validateName(outbox); err != nil {
+	if err := ValidateName(outbox); err != nil {
 		return nil, err
 	}
 	cfg := config{keep: DefaultRetention, pruneEvery: DefaultPruneInterval, logger: discard}

@@ -27,8 +27,6 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-func validateName(name string) error { return ValidateName(name) }
-
 // textProblem says what is wrong with s as a name or key, or "" when
 // nothing is. The length is checked first, so that a huge input is refused
 // before it is scanned.
