@@ -223,8 +223,9 @@ func (s *scenario) atLeastOnce(ctx context.Context, async bool) (*outcome, error
 		fmt.Fprintln(out, "fencing: the killed relay's late save was refused (store.ErrFenced)")
 	case s.killAt == saved:
 		fmt.Fprintln(out, "fencing: the killed relay had nothing left to save")
-	case zombie == nil || errors.Is(zombie, context.Canceled) || errors.Is(zombie, leader.ErrLost):
-		// Its lease was lost first, and the relay gives up unsaved marks
+	case zombie == nil || errors.Is(zombie, context.Canceled) || errors.Is(zombie, leader.ErrLost) || errors.Is(zombie, errKilled):
+		// Its lease was lost first (or, publishing asynchronously, its
+		// acks failed with the kill), and the relay gives up unsaved marks
 		// rather than write after a new leader (checkFinal below proves
 		// that the newest snapshot is relay 2's, complete).
 		fmt.Fprintln(out, "fencing: the killed relay dropped its unsaved marks with its lease; nothing late reached the journal")
