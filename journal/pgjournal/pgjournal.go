@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -111,6 +112,13 @@ type Journal struct {
 	copyThreshold int // events
 	copyMinBytes  int // of payload
 
+	statements
+}
+
+// statements are a Journal's SQL texts for its table, built once per
+// table (see statementsFor): a journal made per transaction, as SaveTx's
+// callers make them, costs no string building.
+type statements struct {
 	sqlInsertOne   string
 	sqlLockStream  string
 	sqlCheckNext   string
@@ -157,9 +165,27 @@ func New(db DBTX, opts ...Option) *Journal {
 	} else {
 		j.ident = pgx.Identifier{c.schema, c.table}
 	}
-	t := j.ident.Sanitize()
+	j.statements = *statementsFor(j.ident.Sanitize())
+	return j
+}
 
-	j.sqlInsertOne = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+// statementCache holds the statements of every table a Journal was made
+// for, by its quoted name: a program names few tables.
+var statementCache sync.Map // string → *statements
+
+// statementsFor returns the statements for the table whose quoted name is
+// t, building them on first use.
+func statementsFor(t string) *statements {
+	if st, ok := statementCache.Load(t); ok {
+		return st.(*statements)
+	}
+	st, _ := statementCache.LoadOrStore(t, buildStatements(t))
+	return st.(*statements)
+}
+
+func buildStatements(t string) *statements {
+	st := &statements{}
+	st.sqlInsertOne = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 VALUES ($1, $2, $3, $4, $5, $6)`
 	// AppendNext: the row, only while no event at or above its sequence
 	// number exists (the highest row is never removed, only marked
@@ -169,36 +195,36 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 	// transaction when the stream is ahead (a cast of a text that is no
 	// number: plain SQL has no other way to raise), and the plain
 	// single-row insert, each a one-shard statement.
-	j.sqlLockStream = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))`
-	j.sqlCheckNext = `SELECT CASE WHEN h.nr >= $2::bigint THEN ('` + supersededMark + `' || h.nr)::bigint END
+	st.sqlLockStream = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))`
+	st.sqlCheckNext = `SELECT CASE WHEN h.nr >= $2::bigint THEN ('` + supersededMark + `' || h.nr)::bigint END
   FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1::text) AS h`
-	j.sqlInsertNext = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+	st.sqlInsertNext = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT $1::text, $2::bigint, $3::bytea, $4::text, $5::text, $6::text[]
  WHERE NOT EXISTS (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text AND sequence_nr >= $2::bigint)`
-	j.sqlInsert = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+	st.sqlInsert = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT p, s, b, m, w, g::text[]
   FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) AS e(p, s, b, m, w, g)`
 
 	const columns = `sequence_nr, payload, manifest, writer_uuid, tags, written_at`
-	j.sqlReplay = `SELECT ` + columns + ` FROM ` + t + `
+	st.sqlReplay = `SELECT ` + columns + ` FROM ` + t + `
  WHERE persistence_id = $1 AND sequence_nr BETWEEN $2 AND $3 AND NOT deleted
  ORDER BY sequence_nr
  LIMIT $4`
-	j.sqlLast = `SELECT ` + columns + ` FROM ` + t + `
+	st.sqlLast = `SELECT ` + columns + ` FROM ` + t + `
  WHERE persistence_id = $1 AND NOT deleted
  ORDER BY sequence_nr DESC
  LIMIT 1`
 	// Head: the highest sequence number and the newest live row in one
 	// statement, so one snapshot: always exactly one row, the live columns
 	// NULL when there is no live row.
-	j.sqlHead = `SELECT h.nr, l.sequence_nr, l.payload, l.manifest, l.writer_uuid, l.tags, l.written_at
+	st.sqlHead = `SELECT h.nr, l.sequence_nr, l.payload, l.manifest, l.writer_uuid, l.tags, l.written_at
   FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1) AS h
   LEFT JOIN LATERAL (
        SELECT ` + columns + ` FROM ` + t + `
         WHERE persistence_id = $1 AND NOT deleted
         ORDER BY sequence_nr DESC
         LIMIT 1) AS l ON true`
-	j.sqlHighest = `SELECT coalesce(max(sequence_nr), 0) FROM ` + t + ` WHERE persistence_id = $1`
+	st.sqlHighest = `SELECT coalesce(max(sequence_nr), 0) FROM ` + t + ` WHERE persistence_id = $1`
 
 	// DeleteTo is one statement that needs only DELETE (and SELECT): it
 	// removes the rows up to $2 below the highest and returns the highest
@@ -225,7 +251,7 @@ SELECT p, s, b, m, w, g::text[]
 	//     already marked fails NOT deleted and is not written again.
 	//   - If marking fails after the delete, DeleteTo returns the error and
 	//     a retry finishes the job: both steps are idempotent.
-	j.sqlDelete = `WITH highest AS (
+	st.sqlDelete = `WITH highest AS (
     SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1
 ), below AS (
     DELETE FROM ` + t + `
@@ -233,9 +259,9 @@ SELECT p, s, b, m, w, g::text[]
        AND sequence_nr < (SELECT nr FROM highest)
 )
 SELECT nr FROM highest`
-	j.sqlMarkDeleted = `UPDATE ` + t + ` SET deleted = true
+	st.sqlMarkDeleted = `UPDATE ` + t + ` SET deleted = true
  WHERE persistence_id = $1 AND sequence_nr = $2 AND NOT deleted`
-	return j
+	return st
 }
 
 // ValidateTable reports whether schema and table can name the journal's
