@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/internal/benchratio"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
@@ -248,4 +249,40 @@ func BenchmarkLastHistory(b *testing.B) {
 		short, long := compare(b, 0, 1, highest("history=1", "short"), highest("history=1000000", "long"))
 		benchratio.Print("highest_1m_over_1_history", long, short, benchratio.Goal{Max: 1.2})
 	})
+}
+
+// BenchmarkAppendNextVsInsert is the journal's share of a Save's cost:
+// AppendNext of a snapshot (the stream's lock and the conditional insert,
+// one round trip) vs a plain single-row INSERT of the same bytes into the
+// same table. The rest of a Save's ratio over a raw INSERT is the store's
+// CPU (store.BenchmarkSaveCPU).
+func BenchmarkAppendNextVsInsert(b *testing.B) {
+	for _, keys := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			db := testdb.New(b)
+			j := pgjournal.New(db.Pool)
+			offsets := make(map[string]uint64, keys)
+			for i := range keys {
+				offsets[fmt.Sprintf("order-%07d", i)] = uint64(i + 1)
+			}
+			payload, err := codec.Encode(offsets)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev := journal.Event{PersistenceID: "next", Payload: payload, Manifest: codec.Manifest, WriterUUID: "bench-writer", Tags: []string{"outbox-offsets"}}
+			var rawSeq int64
+			next := side{Name: "append-next", Op: func(ctx context.Context) error {
+				ev.SequenceNr++
+				return j.AppendNext(ctx, ev)
+			}}
+			raw := side{Name: "raw-insert", Op: func(ctx context.Context) error {
+				rawSeq++
+				_, err := db.Pool.Exec(ctx, `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+					VALUES ($1, $2, $3, $4, $5, $6)`, "raw", rawSeq, payload, codec.Manifest, "bench-writer", []string{"outbox-offsets"})
+				return err
+			}}
+			ns, r := compare(b, 1, 1, next, raw)
+			benchratio.Print(fmt.Sprintf("append_next_vs_raw_insert/keys=%d", keys), ns, r, benchratio.Goal{})
+		})
+	}
 }
