@@ -48,20 +48,24 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause 
 			return true, nil
 		}
 	}
-	if !ok && rolledBack {
-		return false, fmt.Errorf("store: %s %q: snapshot %d: nothing written; the call may be retried: %w", op, s.outbox, seq, cause)
-	}
 	f := &FencedError{Outbox: s.outbox, SequenceNr: seq}
 	var headErr error
 	if ok {
 		f.Writer = ev.WriterUUID
 	} else {
-		// The row at seq is gone (pruned) or was never there, yet a row at
-		// or above it exists: name the writer of the newest one.
+		// The row at seq is gone (pruned) or was never there. After a
+		// conflict a row at or above it exists; after a rollback one may
+		// (a peer saved and pruned since the transaction's snapshot) or
+		// not. Either way a head at or above seq is another writer's:
+		// name the writer of the newest row.
 		h, err := journal.ReadHead(ctx, s.j, s.pid)
 		switch {
+		case err != nil && rolledBack:
+			return false, fmt.Errorf("store: %s %q: snapshot %d rolled back, nothing written (%w); reading the stream's head: %w", op, s.outbox, seq, cause, err)
 		case err != nil:
 			headErr = err
+		case rolledBack && h.Highest < seq:
+			return false, fmt.Errorf("store: %s %q: snapshot %d: nothing written; the call may be retried: %w", op, s.outbox, seq, cause)
 		case h.HasLast:
 			f.SequenceNr, f.Writer = h.Last.SequenceNr, h.Last.WriterUUID
 		case h.Highest > 0:

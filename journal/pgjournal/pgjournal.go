@@ -119,17 +119,22 @@ type Journal struct {
 // table (see statementsFor): a journal made per transaction, as SaveTx's
 // callers make them, costs no string building.
 type statements struct {
-	sqlInsertOne   string
-	sqlLockStream  string
-	sqlCheckNext   string
-	sqlInsertNext  string
-	sqlInsert      string
-	sqlReplay      string
-	sqlHighest     string
-	sqlLast        string
-	sqlHead        string
-	sqlDelete      string
-	sqlMarkDeleted string
+	sqlInsertOne  string
+	sqlLockStream string
+	sqlCheckNext  string
+	sqlInsertNext string
+	// sqlInsertNextAlone: AppendNext on a handle that cannot batch;
+	// sqlInsertNextLocked: its second form under REPEATABLE READ and
+	// SERIALIZABLE (see buildStatements).
+	sqlInsertNextAlone  string
+	sqlInsertNextLocked string
+	sqlInsert           string
+	sqlReplay           string
+	sqlHighest          string
+	sqlLast             string
+	sqlHead             string
+	sqlDelete           string
+	sqlMarkDeleted      string
 }
 
 var (
@@ -195,12 +200,32 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 	// transaction when the stream is ahead (a cast of a text that is no
 	// number: plain SQL has no other way to raise), and the plain
 	// single-row insert, each a one-shard statement.
-	st.sqlLockStream = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))`
+	//
+	// The lock statement also returns the transaction's isolation level.
+	// Under READ COMMITTED (and READ UNCOMMITTED, the same in PostgreSQL)
+	// the insert's snapshot is taken after the lock, so its check sees
+	// every row a writer committed before. Under REPEATABLE READ and
+	// SERIALIZABLE the check would read the transaction's snapshot, which
+	// may be older than the lock (a caller's transaction that began before
+	// a peer saved and pruned): there sqlInsertNext stands aside (inserts
+	// nothing) and a second round trip sends sqlInsertNextLocked, which
+	// also locks the stream's newest row of that snapshot FOR SHARE; that
+	// fails with a serialization error (40001) when the row was deleted or
+	// changed since the snapshot, as any prune past it does. Row locks need
+	// the UPDATE privilege, so only that second form needs it.
+	st.sqlLockStream = `SELECT current_setting('transaction_isolation')
+  FROM (SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))) AS locked`
 	st.sqlCheckNext = `SELECT CASE WHEN h.nr >= $2::bigint THEN ('` + supersededMark + `' || h.nr)::bigint END
   FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1::text) AS h`
-	st.sqlInsertNext = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+	insertNext := `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT $1::text, $2::bigint, $3::bytea, $4::text, $5::text, $6::text[]
  WHERE NOT EXISTS (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text AND sequence_nr >= $2::bigint)`
+	st.sqlInsertNextAlone = insertNext
+	st.sqlInsertNext = insertNext + `
+   AND current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable')`
+	st.sqlInsertNextLocked = insertNext + `
+   AND (SELECT count(*) FROM (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text
+                               ORDER BY sequence_nr DESC LIMIT 1 FOR SHARE) AS newest) >= 0`
 	st.sqlInsert = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT p, s, b, m, w, g::text[]
   FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) AS e(p, s, b, m, w, g)`
@@ -342,6 +367,13 @@ func (j *Journal) Append(ctx context.Context, events ...journal.Event) error {
 // check one after another, each after the previous one committed, so a
 // stale writer always sees the newer rows and is refused. Inside a
 // caller's transaction the lock is held until that transaction ends.
+//
+// Under REPEATABLE READ and SERIALIZABLE, where a statement reads the
+// transaction's snapshot and not one taken after the lock, AppendNext
+// takes a second round trip that also locks the stream's newest row of
+// that snapshot (which needs the UPDATE privilege): a snapshot older than
+// a peer's prune then fails with journal.ErrRolledBack instead of writing
+// under the peer's rows.
 func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if err := journal.ValidateEvent(ev); err != nil {
 		return err
@@ -388,29 +420,22 @@ const supersededMark = "offsetstore: stream ahead, highest "
 func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn.CommandTag, checked, err error) {
 	b, ok := j.db.(batcher)
 	if !ok {
-		tag, err = j.insertOne(ctx, j.sqlInsertNext, ev)
+		tag, err = j.insertOne(ctx, j.sqlInsertNextAlone, ev)
 		return tag, nil, err
 	}
 	tags := ev.Tags
 	if tags == nil {
 		tags = []string{} // nil would be NULL
 	}
-	batch := &pgx.Batch{}
-	batch.Queue(j.sqlLockStream, ev.PersistenceID)
 	if !j.citus {
-		batch.Queue(j.sqlInsertNext, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
-		br := b.SendBatch(ctx, batch)
-		defer func() {
-			if cerr := br.Close(); err == nil {
-				err = cerr
-			}
-		}()
-		if _, err = br.Exec(); err != nil {
-			return tag, nil, err
+		tag, isolation, err := j.lockAndInsert(ctx, b, j.sqlInsertNext, ev, tags)
+		if err == nil && tag.RowsAffected() == 0 && (isolation == "repeatable read" || isolation == "serializable") {
+			tag, _, err = j.lockAndInsert(ctx, b, j.sqlInsertNextLocked, ev, tags)
 		}
-		tag, err = br.Exec()
 		return tag, nil, err
 	}
+	batch := &pgx.Batch{}
+	batch.Queue(j.sqlLockStream, ev.PersistenceID)
 	batch.Queue(j.sqlCheckNext, ev.PersistenceID, int64(ev.SequenceNr))
 	batch.Queue(j.sqlInsertOne, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
 	br := b.SendBatch(ctx, batch)
@@ -431,6 +456,26 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	}
 	tag, err = br.Exec()
 	return tag, nil, err
+}
+
+// lockAndInsert sends the stream's lock and insert, one of the
+// conditional inserts, in one batch, and returns the insert's tag and the
+// transaction's isolation level as the lock statement read it.
+func (j *Journal) lockAndInsert(ctx context.Context, b batcher, insert string, ev *journal.Event, tags []string) (tag pgconn.CommandTag, isolation string, err error) {
+	batch := &pgx.Batch{}
+	batch.Queue(j.sqlLockStream, ev.PersistenceID)
+	batch.Queue(insert, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+	br := b.SendBatch(ctx, batch)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if err = br.QueryRow().Scan(&isolation); err != nil {
+		return tag, "", err
+	}
+	tag, err = br.Exec()
+	return tag, isolation, err
 }
 
 // useCopy reports whether Append sends events with COPY (see

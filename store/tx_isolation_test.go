@@ -1,0 +1,115 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/store"
+)
+
+// TestSaveTxRepeatableReadFenced is a stale writer whose caller's
+// transaction is REPEATABLE READ and took its snapshot before a peer
+// saved three times and pruned the row the stale writer would take. The
+// stale SaveTx must not commit (its sink rows would then be published a
+// second time by the peer): ErrFenced before commit, and the sink row
+// rolled back.
+func TestSaveTxRepeatableReadFenced(t *testing.T) {
+	t.Parallel()
+	for _, iso := range []pgx.TxIsoLevel{pgx.RepeatableRead, pgx.Serializable} {
+		t.Run(string(iso), func(t *testing.T) {
+			t.Parallel()
+			x := setupTx(t)
+			ctx := t.Context()
+			save(t, x.s, map[string]uint64{"a": 1})
+			tx, err := x.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(context.Background()) }()
+			if _, err := tx.Exec(ctx, `INSERT INTO sink (event) VALUES ('e1')`); err != nil { // the snapshot
+				t.Fatal(err)
+			}
+			peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
+			for v := uint64(7); v < 10; v++ {
+				save(t, peer, map[string]uint64{"a": v})
+			}
+			if got := highest(t, x.j, x.s.PersistenceID()); got != 4 {
+				t.Fatalf("peer left highest %d, want 4", got)
+			}
+			called := false
+			err = x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
+				called = true
+				return tx.Commit(ctx)
+			})
+			var f *store.FencedError
+			if !errors.Is(err, store.ErrFenced) || !errors.As(err, &f) || f.Writer != "peer-relay" || called {
+				t.Fatalf("stale SaveTx in a %s transaction = %v (commit called %v), want ErrFenced by peer-relay before commit", iso, err, called)
+			}
+			_ = tx.Rollback(ctx)
+			wantSink(t, x.db.Pool)
+			wantOffsets(t, load(t, open(t, x.j, "tx")), map[string]uint64{"a": 9})
+			if err := x.s.Save(ctx, map[string]uint64{"a": 3}); !errors.Is(err, store.ErrFenced) {
+				t.Fatalf("Save after the stale SaveTx = %v, want ErrFenced", err)
+			}
+		})
+	}
+}
+
+// TestSaveTxRepeatableReadBehindOwnSaves is a REPEATABLE READ transaction
+// whose snapshot is older than this store's own later saves. Without a
+// prune since, its SaveTx is right to commit on top of them; after one
+// (the row its snapshot saw as newest is gone), nothing is written and the
+// transaction fails with journal.ErrRolledBack, not ErrFenced, and the
+// next transaction commits.
+func TestSaveTxRepeatableReadBehindOwnSaves(t *testing.T) {
+	t.Parallel()
+	for _, prune := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pruned=%v", prune), func(t *testing.T) {
+			t.Parallel()
+			opt := store.WithoutPruning()
+			if prune {
+				opt = store.WithPruneInterval(1)
+			}
+			x := setupTx(t, opt)
+			ctx := t.Context()
+			save(t, x.s, map[string]uint64{"a": 1})
+			tx, err := x.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(context.Background()) }()
+			if _, err := tx.Exec(ctx, `INSERT INTO sink (event) VALUES ('e1')`); err != nil {
+				t.Fatal(err)
+			}
+			for v := uint64(2); v < 5; v++ {
+				save(t, x.s, map[string]uint64{"a": v})
+			}
+			err = x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 9}, tx.Commit)
+			if !prune {
+				if err != nil {
+					t.Fatalf("SaveTx over own later saves = %v, want nil", err)
+				}
+				wantSink(t, x.db.Pool, "e1")
+				wantOffsets(t, load(t, open(t, x.j, "tx")), map[string]uint64{"a": 9})
+				return
+			}
+			if !errors.Is(err, journal.ErrRolledBack) || errors.Is(err, store.ErrFenced) {
+				t.Fatalf("SaveTx behind own pruned saves = %v, want journal.ErrRolledBack and not fenced", err)
+			}
+			_ = tx.Rollback(ctx)
+			wantSink(t, x.db.Pool)
+			wantOffsets(t, load(t, x.s), map[string]uint64{"a": 4})
+			if err := relayTx(ctx, x.db.Pool, x.s, "e1", map[string]uint64{"a": 9}, nil); err != nil {
+				t.Fatalf("the transaction run again = %v, want nil", err)
+			}
+			wantSink(t, x.db.Pool, "e1")
+			wantOffsets(t, load(t, open(t, x.j, "tx")), map[string]uint64{"a": 9})
+		})
+	}
+}
