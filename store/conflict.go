@@ -15,8 +15,10 @@ import (
 // w.seq, or a write the backend rolled back (journal.ErrRolledBack). It
 // reads through the store's own journal what is at w.seq: an earlier write
 // of this store whose acknowledgement was lost (adopted), another writer's
-// row (which fences this store), or, for a rolled-back write, nothing (the
-// call may be retried). retry is true when an earlier write in doubt was
+// row (which fences this store), or, for a rolled-back write, nothing:
+// with the stream's head below w.seq the call may be retried, with it at or
+// above, another writer saved and pruned since the write's snapshot (which
+// fences this store too). retry is true when an earlier write in doubt was
 // adopted and the change must be built again on top of it.
 func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause error) (retry bool, _ error) {
 	seq := w.seq

@@ -80,7 +80,12 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 	}
 	next, _ := tx.(journal.NextAppender)
 	if err = s.appendTo(ctx, tx, next, w); err != nil {
-		return s.txAppendFailed(ctx, op, w, err)
+		if !errors.Is(err, journal.ErrUnverified) {
+			return s.txAppendFailed(ctx, op, w, err)
+		}
+		if err := s.verifyOutside(ctx, op, w); err != nil {
+			return err
+		}
 	}
 
 	// From here the snapshot may commit with the caller's transaction, even
@@ -129,4 +134,22 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 		return fmt.Errorf("store: %s %q: snapshot %d: resolved without a row (bug)", op, s.outbox, w.seq)
 	}
 	return fmt.Errorf("store: %s %q: snapshot %d was written by an earlier call of this store, now adopted: %w", op, s.outbox, w.seq, ErrRetryTx)
+}
+
+// verifyOutside checks, through the store's own journal, a snapshot that
+// the transaction's journal appended without being able to check it
+// (journal.ErrUnverified: a REPEATABLE READ or SERIALIZABLE transaction
+// whose snapshot predates the stream's first row). The transaction holds
+// the stream's lock, so no writer can commit until it ends: a head at or
+// above w, which the transaction's own row is not part of, is another
+// writer's, and the store is fenced.
+func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
+	h, err := journal.ReadHead(ctx, s.j, s.pid)
+	if err != nil {
+		return fmt.Errorf("store: %s %q: snapshot %d written in the transaction, but reading the stream's head to check it failed (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
+	}
+	if h.Highest >= w.seq {
+		return s.fenceAhead(ctx, op, w, &aheadError{head: h})
+	}
+	return nil
 }

@@ -113,3 +113,69 @@ func TestSaveTxRepeatableReadBehindOwnSaves(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveTxRepeatableReadFirstSnapshot is the stale writer whose
+// REPEATABLE READ snapshot holds no row of the outbox at all, so that no
+// row can be locked: a peer saved three times and pruned its first
+// snapshot, the one the stale store would write. The store checks the
+// head outside the transaction and is fenced before commit. Without a
+// peer, and after only this store's own save, the same SaveTx commits.
+func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		peer  bool
+		own   bool
+		fence bool
+	}{
+		{name: "PeerSavedAndPruned", peer: true, fence: true},
+		{name: "NoPeer"},
+		{name: "OwnSaveSince", own: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			x := setupTx(t)
+			ctx := t.Context()
+			tx, err := x.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(context.Background()) }()
+			if _, err := tx.Exec(ctx, `INSERT INTO sink (event) VALUES ('e1')`); err != nil { // the snapshot: no row yet
+				t.Fatal(err)
+			}
+			want := map[string]uint64{"a": 2}
+			if tc.peer {
+				peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
+				for v := uint64(7); v < 10; v++ {
+					save(t, peer, map[string]uint64{"a": v})
+				}
+				want = map[string]uint64{"a": 9}
+			}
+			if tc.own {
+				save(t, x.s, map[string]uint64{"b": 1})
+				want = map[string]uint64{"a": 2, "b": 1}
+			}
+			called := false
+			err = x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
+				called = true
+				return tx.Commit(ctx)
+			})
+			if !tc.fence {
+				if err != nil || !called {
+					t.Fatalf("SaveTx = %v (commit called %v), want nil", err, called)
+				}
+				wantSink(t, x.db.Pool, "e1")
+				wantOffsets(t, load(t, open(t, x.j, "tx")), want)
+				return
+			}
+			var f *store.FencedError
+			if !errors.As(err, &f) || f.Writer != "peer-relay" || called {
+				t.Fatalf("stale first SaveTx = %v (commit called %v), want ErrFenced by peer-relay before commit", err, called)
+			}
+			_ = tx.Rollback(ctx)
+			wantSink(t, x.db.Pool)
+			wantOffsets(t, load(t, open(t, x.j, "tx")), want)
+		})
+	}
+}

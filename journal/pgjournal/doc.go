@@ -85,6 +85,19 @@
 // three). A DBTX of the caller's own that has no SendBatch gets the INSERT
 // alone, without the lock.
 //
+// In a caller's pgx.Tx the INSERT also requires READ COMMITTED (or READ
+// UNCOMMITTED), whose statements take their snapshot after the lock. A
+// REPEATABLE READ or SERIALIZABLE transaction's snapshot may be older than
+// the lock, so there the INSERT stands aside and two more round trips
+// follow: the isolation level is read, then one statement inserts while
+// locking the stream's newest row of the snapshot FOR SHARE (UPDATE
+// privilege needed), which fails with 40001 (journal.ErrRolledBack) when
+// a prune or a wipe changed that row since the snapshot. When the snapshot
+// holds no row of the stream, the event is inserted and AppendNext
+// returns journal.ErrUnverified: the caller checks the head through
+// another connection before committing, as the offset store's SaveTx
+// does.
+//
 // PersistenceIDs (journal.StreamLister) is a loose index scan: a
 // recursive query that probes the primary key for the next
 // persistence_id above the previous one, one index descent per stream,

@@ -3,6 +3,7 @@ package pgjournal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"math"
 	"reflect"
@@ -170,7 +171,9 @@ func New(db DBTX, opts ...Option) *Journal {
 	} else {
 		j.ident = pgx.Identifier{c.schema, c.table}
 	}
-	j.statements = *statementsFor(j.ident.Sanitize())
+	if j.err == nil { // an invalid name runs no statement: none are built or cached
+		j.statements = *statementsFor(j.ident.Sanitize())
+	}
 	return j
 }
 
@@ -201,20 +204,26 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 	// number: plain SQL has no other way to raise), and the plain
 	// single-row insert, each a one-shard statement.
 	//
-	// The lock statement also returns the transaction's isolation level.
-	// Under READ COMMITTED (and READ UNCOMMITTED, the same in PostgreSQL)
-	// the insert's snapshot is taken after the lock, so its check sees
-	// every row a writer committed before. Under REPEATABLE READ and
-	// SERIALIZABLE the check would read the transaction's snapshot, which
-	// may be older than the lock (a caller's transaction that began before
-	// a peer saved and pruned): there sqlInsertNext stands aside (inserts
-	// nothing) and a second round trip sends sqlInsertNextLocked, which
-	// also locks the stream's newest row of that snapshot FOR SHARE; that
-	// fails with a serialization error (40001) when the row was deleted or
-	// changed since the snapshot, as any prune past it does. Row locks need
-	// the UPDATE privilege, so only that second form needs it.
-	st.sqlLockStream = `SELECT current_setting('transaction_isolation')
-  FROM (SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))) AS locked`
+	//
+	// In a caller's transaction (a pgx.Tx) the insert is sqlInsertNext,
+	// which stands aside (inserts nothing) unless the transaction is READ
+	// COMMITTED (or READ UNCOMMITTED, the same in PostgreSQL), where its
+	// snapshot is taken after the lock and its check sees every row a
+	// writer committed before. Under REPEATABLE READ and SERIALIZABLE the
+	// check would read the transaction's snapshot, which may be older than
+	// the lock (the transaction began before a peer saved and pruned):
+	// after the isolation level is read, sqlInsertNextLocked inserts while
+	// also locking the stream's newest row of that snapshot FOR SHARE,
+	// which fails with a serialization error (40001) when the row was
+	// deleted or changed since the snapshot, as any prune past it does; a
+	// snapshot with no row of the stream to lock makes AppendNext return
+	// journal.ErrUnverified. Row locks need the UPDATE privilege; only that
+	// form takes one. On a pool or a connection each batch is its own
+	// implicit transaction whose snapshot is taken at the lock statement,
+	// so a peer can commit at most one row (then the stream's highest,
+	// never deleted, which the check or the unique index meets) between
+	// the snapshot and the lock: sqlInsertNextAlone suffices there.
+	st.sqlLockStream = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))`
 	st.sqlCheckNext = `SELECT CASE WHEN h.nr >= $2::bigint THEN ('` + supersededMark + `' || h.nr)::bigint END
   FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1::text) AS h`
 	insertNext := `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
@@ -223,9 +232,14 @@ SELECT $1::text, $2::bigint, $3::bytea, $4::text, $5::text, $6::text[]
 	st.sqlInsertNextAlone = insertNext
 	st.sqlInsertNext = insertNext + `
    AND current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable')`
-	st.sqlInsertNextLocked = insertNext + `
-   AND (SELECT count(*) FROM (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text
-                               ORDER BY sequence_nr DESC LIMIT 1 FOR SHARE) AS newest) >= 0`
+	st.sqlInsertNextLocked = `WITH newest AS (
+    SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text ORDER BY sequence_nr DESC LIMIT 1 FOR SHARE
+), inserted AS (
+` + insertNext + `
+       AND (SELECT count(*) FROM newest) >= 0
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM newest)`
 	st.sqlInsert = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT p, s, b, m, w, g::text[]
   FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) AS e(p, s, b, m, w, g)`
@@ -368,12 +382,16 @@ func (j *Journal) Append(ctx context.Context, events ...journal.Event) error {
 // stale writer always sees the newer rows and is refused. Inside a
 // caller's transaction the lock is held until that transaction ends.
 //
-// Under REPEATABLE READ and SERIALIZABLE, where a statement reads the
-// transaction's snapshot and not one taken after the lock, AppendNext
-// takes a second round trip that also locks the stream's newest row of
-// that snapshot (which needs the UPDATE privilege): a snapshot older than
-// a peer's prune then fails with journal.ErrRolledBack instead of writing
-// under the peer's rows.
+// In a caller's transaction (a pgx.Tx) under REPEATABLE READ or
+// SERIALIZABLE, where a statement reads the transaction's snapshot and not
+// one taken after the lock, AppendNext takes two more round trips: it
+// reads the isolation level, then inserts while locking the stream's
+// newest row of that snapshot (which needs the UPDATE privilege), so that
+// a snapshot older than a peer's prune fails with journal.ErrRolledBack
+// instead of writing under the peer's rows. When that snapshot holds no
+// row of the stream, the event is appended and AppendNext returns an
+// error matching journal.ErrUnverified: the caller checks the stream's
+// head through another connection before it commits.
 func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if err := journal.ValidateEvent(ev); err != nil {
 		return err
@@ -384,6 +402,9 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	superseded := &journal.ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
 	tag, checked, err := j.insertNext(ctx, &ev)
 	if err != nil {
+		if errors.Is(err, journal.ErrUnverified) {
+			return err
+		}
 		if checked != nil {
 			superseded.Err = checked
 			return superseded
@@ -427,13 +448,42 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	if tags == nil {
 		tags = []string{} // nil would be NULL
 	}
-	if !j.citus {
-		tag, isolation, err := j.lockAndInsert(ctx, b, j.sqlInsertNext, ev, tags)
-		if err == nil && tag.RowsAffected() == 0 && (isolation == "repeatable read" || isolation == "serializable") {
-			tag, _, err = j.lockAndInsert(ctx, b, j.sqlInsertNextLocked, ev, tags)
-		}
+	if j.citus {
+		return j.insertNextCitus(ctx, b, ev, tags)
+	}
+	if _, inTx := j.db.(pgx.Tx); !inTx {
+		tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNextAlone, ev, tags)
 		return tag, nil, err
 	}
+	tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNext, ev, tags)
+	if err != nil || tag.RowsAffected() > 0 {
+		return tag, nil, err
+	}
+	// Refused: the stream is ahead, or the insert stood aside for a
+	// transaction that is not READ COMMITTED.
+	var isolation string
+	if err := j.db.QueryRow(ctx, sqlIsolation).Scan(&isolation); err != nil {
+		return tag, nil, err
+	}
+	if isolation != "repeatable read" && isolation != "serializable" {
+		return tag, nil, nil
+	}
+	var inserted, locked int64
+	if err := j.db.QueryRow(ctx, j.sqlInsertNextLocked, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags).Scan(&inserted, &locked); err != nil {
+		return tag, nil, err
+	}
+	if inserted == 0 {
+		return pgconn.NewCommandTag("INSERT 0 0"), nil, nil
+	}
+	if locked == 0 {
+		return tag, nil, fmt.Errorf("%w: persistence id %q, sequence nr %d (%s transaction whose snapshot holds no event of the stream)", journal.ErrUnverified, ev.PersistenceID, ev.SequenceNr, isolation)
+	}
+	return pgconn.NewCommandTag("INSERT 0 1"), nil, nil
+}
+
+// insertNextCitus is insertNext WithCitus: the lock, the check and the
+// plain insert in one batch.
+func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Event, tags []string) (tag pgconn.CommandTag, checked, err error) {
 	batch := &pgx.Batch{}
 	batch.Queue(j.sqlLockStream, ev.PersistenceID)
 	batch.Queue(j.sqlCheckNext, ev.PersistenceID, int64(ev.SequenceNr))
@@ -458,10 +508,12 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	return tag, nil, err
 }
 
+// sqlIsolation reads the transaction's isolation level.
+const sqlIsolation = `SELECT current_setting('transaction_isolation')`
+
 // lockAndInsert sends the stream's lock and insert, one of the
-// conditional inserts, in one batch, and returns the insert's tag and the
-// transaction's isolation level as the lock statement read it.
-func (j *Journal) lockAndInsert(ctx context.Context, b batcher, insert string, ev *journal.Event, tags []string) (tag pgconn.CommandTag, isolation string, err error) {
+// conditional inserts, in one batch, and returns the insert's tag.
+func (j *Journal) lockAndInsert(ctx context.Context, b batcher, insert string, ev *journal.Event, tags []string) (tag pgconn.CommandTag, err error) {
 	batch := &pgx.Batch{}
 	batch.Queue(j.sqlLockStream, ev.PersistenceID)
 	batch.Queue(insert, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
@@ -471,11 +523,10 @@ func (j *Journal) lockAndInsert(ctx context.Context, b batcher, insert string, e
 			err = cerr
 		}
 	}()
-	if err = br.QueryRow().Scan(&isolation); err != nil {
-		return tag, "", err
+	if _, err = br.Exec(); err != nil {
+		return tag, err
 	}
-	tag, err = br.Exec()
-	return tag, isolation, err
+	return br.Exec()
 }
 
 // useCopy reports whether Append sends events with COPY (see
