@@ -93,12 +93,11 @@ func (e *RolledBackError) Is(target error) bool { return target == ErrRolledBack
 func (e *RolledBackError) Unwrap() error { return e.Err }
 
 // ErrUnverified is matched by the error of an AppendNext that did append
-// its event, inside the caller's transaction, but could not check there
-// that no newer event of the stream was committed since the transaction's
-// snapshot: under REPEATABLE READ or SERIALIZABLE, when that snapshot holds
-// no event of the stream (a newer writer's events and a prune of its first
-// ones are invisible to it, and no row of it can be locked). The stream's
-// lock is held until the transaction ends, so the caller checks the
-// stream's highest sequence number through another connection before
-// committing: at or above the event's, the transaction must roll back.
-var ErrUnverified = errors.New("journal: appended, but not checked against events committed since the transaction's snapshot")
+// its event, inside the caller's transaction, but checked the stream only
+// against the transaction's snapshot (REPEATABLE READ or SERIALIZABLE),
+// which may be older than events another writer committed, and pruned,
+// before this transaction took the stream's lock. The lock is held until
+// the transaction ends, so the caller reads the stream's highest sequence
+// number through another connection before committing: at or above the
+// event's, the transaction must roll back.
+var ErrUnverified = errors.New("journal: appended, but checked only against the transaction's snapshot")

@@ -75,6 +75,9 @@ type NextAppender interface {
 	// below ev.SequenceNr, in one atomic step. Otherwise it appends nothing
 	// and fails with an error matching ErrSequenceConflict, naming ev's
 	// persistence id and sequence number. Like Append, it does not keep
-	// ev's Payload or Tags after it returns.
+	// ev's Payload or Tags after it returns. A journal that can check the
+	// condition only against a transaction's snapshot, which may be older
+	// than the stream's newest events, appends and returns an error
+	// matching ErrUnverified (see there).
 	AppendNext(ctx context.Context, ev Event) error
 }

@@ -137,15 +137,16 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 }
 
 // verifyOutside checks, through the store's own journal, a snapshot that
-// the transaction's journal appended without being able to check it
-// (journal.ErrUnverified: a REPEATABLE READ or SERIALIZABLE transaction
-// whose snapshot predates the stream's first row). The transaction holds
-// the stream's lock, so no writer can commit until it ends: a head at or
-// above w, which the transaction's own row is not part of, is another
-// writer's, and the store is fenced.
+// the transaction's journal appended having checked it only against the
+// transaction's snapshot (journal.ErrUnverified: REPEATABLE READ or
+// SERIALIZABLE, whose snapshot may predate a peer's saves and prune). The
+// transaction holds the stream's lock, so no writer can commit until it
+// ends: a head at or above w, which the transaction's own row is not part
+// of, is another writer's, and the store is fenced.
 func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
 	h, err := journal.ReadHead(ctx, s.j, s.pid)
 	if err != nil {
+		s.addDoubt(w.seq, w.ev.Payload) // in case the caller commits all the same
 		return fmt.Errorf("store: %s %q: snapshot %d written in the transaction, but reading the stream's head to check it failed (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
 	}
 	if h.Highest >= w.seq {

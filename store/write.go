@@ -145,6 +145,21 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		return false, nil
 	case errors.As(err, &ahead):
 		return false, s.fenceAhead(ctx, op, w, ahead)
+	case errors.Is(err, journal.ErrUnverified):
+		// Appended, and committed with its implicit transaction (a
+		// connection under REPEATABLE READ or SERIALIZABLE), but checked
+		// only against a snapshot older than the lock: a head above it
+		// is another writer's.
+		h, herr := journal.ReadHead(ctx, s.j, s.pid)
+		if herr != nil {
+			s.addDoubt(w.seq, w.ev.Payload)
+			return false, fmt.Errorf("store: %s %q: snapshot %d was appended, but reading the stream's head to check it failed (it is checked at the next write): %w", op, s.outbox, w.seq, herr)
+		}
+		if h.Highest > w.seq {
+			return false, s.fenceAhead(ctx, op, w, &aheadError{head: h})
+		}
+		s.commit(w, false)
+		return false, nil
 	case errors.Is(err, journal.ErrSequenceConflict), errors.Is(err, journal.ErrRolledBack):
 		return s.resolveConflict(ctx, op, w, err)
 	case errors.Is(err, journal.ErrInvalidArgument):

@@ -85,18 +85,14 @@
 // three). A DBTX of the caller's own that has no SendBatch gets the INSERT
 // alone, without the lock.
 //
-// In a caller's pgx.Tx the INSERT also requires READ COMMITTED (or READ
-// UNCOMMITTED), whose statements take their snapshot after the lock. A
-// REPEATABLE READ or SERIALIZABLE transaction's snapshot may be older than
-// the lock, so there the INSERT stands aside and two more round trips
-// follow: the isolation level is read, then one statement inserts while
-// locking the stream's newest row of the snapshot FOR SHARE (UPDATE
-// privilege needed), which fails with 40001 (journal.ErrRolledBack) when
-// a prune or a wipe changed that row since the snapshot. When the snapshot
-// holds no row of the stream, the event is inserted and AppendNext
-// returns journal.ErrUnverified: the caller checks the head through
-// another connection before committing, as the offset store's SaveTx
-// does.
+// In a caller's pgx.Tx the INSERT also requires
+// current_setting('transaction_isolation') to be neither REPEATABLE READ
+// nor SERIALIZABLE, whose check would read the transaction's snapshot,
+// which may be older than rows another writer committed and pruned before
+// the lock. At those levels AppendNext reads the level, inserts, and
+// returns journal.ErrUnverified; the caller checks the head through
+// another connection before committing, as the offset store's SaveTx does
+// (three more round trips, at those levels only).
 //
 // PersistenceIDs (journal.StreamLister) is a loose index scan: a
 // recursive query that probes the primary key for the next

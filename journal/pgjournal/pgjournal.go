@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxkit/offsetstore/journal"
 )
@@ -123,19 +124,17 @@ type statements struct {
 	sqlInsertOne  string
 	sqlLockStream string
 	sqlCheckNext  string
-	sqlInsertNext string
-	// sqlInsertNextAlone: AppendNext on a handle that cannot batch;
-	// sqlInsertNextLocked: its second form under REPEATABLE READ and
-	// SERIALIZABLE (see buildStatements).
-	sqlInsertNextAlone  string
-	sqlInsertNextLocked string
-	sqlInsert           string
-	sqlReplay           string
-	sqlHighest          string
-	sqlLast             string
-	sqlHead             string
-	sqlDelete           string
-	sqlMarkDeleted      string
+	// sqlInsertNext: AppendNext's insert, READ COMMITTED only;
+	// sqlInsertNextAlone: without that condition (see buildStatements).
+	sqlInsertNextAlone string
+	sqlInsertNext      string
+	sqlInsert          string
+	sqlReplay          string
+	sqlHighest         string
+	sqlLast            string
+	sqlHead            string
+	sqlDelete          string
+	sqlMarkDeleted     string
 }
 
 var (
@@ -199,30 +198,25 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 	// number exists (the highest row is never removed, only marked
 	// deleted, so this is HighestSequenceNr < seq). In one round trip and
 	// one implicit transaction: the stream's lock, then the conditional
-	// insert sqlInsertNext. WithCitus: the lock, a check that fails the
-	// transaction when the stream is ahead (a cast of a text that is no
-	// number: plain SQL has no other way to raise), and the plain
-	// single-row insert, each a one-shard statement.
+	// insert. WithCitus: the lock, a check that fails the transaction when
+	// the stream is ahead (a cast of a text that is no number: plain SQL
+	// has no other way to raise), and the plain single-row insert, each a
+	// one-shard statement.
 	//
-	//
-	// In a caller's transaction (a pgx.Tx) the insert is sqlInsertNext,
-	// which stands aside (inserts nothing) unless the transaction is READ
-	// COMMITTED (or READ UNCOMMITTED, the same in PostgreSQL), where its
-	// snapshot is taken after the lock and its check sees every row a
-	// writer committed before. Under REPEATABLE READ and SERIALIZABLE the
-	// check would read the transaction's snapshot, which may be older than
-	// the lock (the transaction began before a peer saved and pruned):
-	// after the isolation level is read, sqlInsertNextLocked inserts while
-	// also locking the stream's newest row of that snapshot FOR SHARE,
-	// which fails with a serialization error (40001) when the row was
-	// deleted or changed since the snapshot, as any prune past it does; a
-	// snapshot with no row of the stream to lock makes AppendNext return
-	// journal.ErrUnverified. Row locks need the UPDATE privilege; only that
-	// form takes one. On a pool or a connection each batch is its own
-	// implicit transaction whose snapshot is taken at the lock statement,
-	// so a peer can commit at most one row (then the stream's highest,
-	// never deleted, which the check or the unique index meets) between
-	// the snapshot and the lock: sqlInsertNextAlone suffices there.
+	// Under READ COMMITTED (and READ UNCOMMITTED, the same in
+	// PostgreSQL) the insert's snapshot is taken after the lock. Under
+	// REPEATABLE READ or SERIALIZABLE it is older: the transaction's, in a
+	// caller's transaction (perhaps taken long before the lock, a peer
+	// having saved and pruned since); one taken at the lock statement,
+	// before the lock was granted, in an implicit transaction. There the
+	// check can pass where it should not, so sqlInsertNext stands aside
+	// (inserts nothing) and AppendNext reads the isolation level. On a
+	// pool it then writes in a READ COMMITTED transaction of its own; on
+	// any other handle (a pgx.Tx, a connection that may be inside a BEGIN
+	// of the caller's) it inserts with sqlInsertNextAlone and reports
+	// journal.ErrUnverified: the caller reads the stream's head through
+	// another connection before committing, while the transaction holds
+	// the lock.
 	st.sqlLockStream = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))`
 	st.sqlCheckNext = `SELECT CASE WHEN h.nr >= $2::bigint THEN ('` + supersededMark + `' || h.nr)::bigint END
   FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1::text) AS h`
@@ -232,14 +226,6 @@ SELECT $1::text, $2::bigint, $3::bytea, $4::text, $5::text, $6::text[]
 	st.sqlInsertNextAlone = insertNext
 	st.sqlInsertNext = insertNext + `
    AND current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable')`
-	st.sqlInsertNextLocked = `WITH newest AS (
-    SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text ORDER BY sequence_nr DESC LIMIT 1 FOR SHARE
-), inserted AS (
-` + insertNext + `
-       AND (SELECT count(*) FROM newest) >= 0
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM newest)`
 	st.sqlInsert = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT p, s, b, m, w, g::text[]
   FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) AS e(p, s, b, m, w, g)`
@@ -383,15 +369,11 @@ func (j *Journal) Append(ctx context.Context, events ...journal.Event) error {
 // caller's transaction the lock is held until that transaction ends.
 //
 // In a caller's transaction (a pgx.Tx) under REPEATABLE READ or
-// SERIALIZABLE, where a statement reads the transaction's snapshot and not
-// one taken after the lock, AppendNext takes two more round trips: it
-// reads the isolation level, then inserts while locking the stream's
-// newest row of that snapshot (which needs the UPDATE privilege), so that
-// a snapshot older than a peer's prune fails with journal.ErrRolledBack
-// instead of writing under the peer's rows. When that snapshot holds no
-// row of the stream, the event is appended and AppendNext returns an
-// error matching journal.ErrUnverified: the caller checks the stream's
-// head through another connection before it commits.
+// SERIALIZABLE, the insert's check reads the transaction's snapshot, not
+// one taken after the lock: AppendNext then appends the event, if the
+// check passes, and returns an error matching journal.ErrUnverified, so
+// that the caller checks the stream's head through another connection
+// before it commits (the offset store's SaveTx does).
 func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if err := journal.ValidateEvent(ev); err != nil {
 		return err
@@ -451,35 +433,51 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	if j.citus {
 		return j.insertNextCitus(ctx, b, ev, tags)
 	}
-	if _, inTx := j.db.(pgx.Tx); !inTx {
-		tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNextAlone, ev, tags)
-		return tag, nil, err
-	}
+	// The insert stands aside (inserts nothing) under REPEATABLE READ or
+	// SERIALIZABLE, where its check would read a snapshot that may predate
+	// rows another writer committed (and pruned) before the lock: the
+	// transaction's, in a caller's transaction; one taken before the lock
+	// was granted, in an implicit one.
 	tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNext, ev, tags)
 	if err != nil || tag.RowsAffected() > 0 {
 		return tag, nil, err
 	}
-	// Refused: the stream is ahead, or the insert stood aside for a
-	// transaction that is not READ COMMITTED.
 	var isolation string
 	if err := j.db.QueryRow(ctx, sqlIsolation).Scan(&isolation); err != nil {
 		return tag, nil, err
 	}
 	if isolation != "repeatable read" && isolation != "serializable" {
-		return tag, nil, nil
+		return tag, nil, nil // the stream is ahead
 	}
-	var inserted, locked int64
-	if err := j.db.QueryRow(ctx, j.sqlInsertNextLocked, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags).Scan(&inserted, &locked); err != nil {
+	if pool, ok := j.db.(*pgxpool.Pool); ok {
+		// No caller's transaction to keep: write in one of READ
+		// COMMITTED, whose insert takes its snapshot after the lock.
+		tag, err = insertReadCommitted(ctx, pool, j, ev, tags)
 		return tag, nil, err
 	}
-	if inserted == 0 {
-		return pgconn.NewCommandTag("INSERT 0 0"), nil, nil
+	if tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNextAlone, ev, tags); err != nil || tag.RowsAffected() == 0 {
+		return tag, nil, err
 	}
-	if locked == 0 {
-		return tag, nil, fmt.Errorf("%w: persistence id %q, sequence nr %d (%s transaction whose snapshot holds no event of the stream)", journal.ErrUnverified, ev.PersistenceID, ev.SequenceNr, isolation)
-	}
-	return pgconn.NewCommandTag("INSERT 0 1"), nil, nil
+	return tag, nil, fmt.Errorf("%w: persistence id %q, sequence nr %d (checked against the snapshot of a %s transaction)", journal.ErrUnverified, ev.PersistenceID, ev.SequenceNr, isolation)
 }
+
+// insertReadCommitted runs AppendNext's lock and insert in a READ
+// COMMITTED transaction of its own on pool.
+func insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, j *Journal, ev *journal.Event, tags []string) (pgconn.CommandTag, error) {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	tag, err := j.lockAndInsert(ctx, tx, j.sqlInsertNextAlone, ev, tags)
+	if err != nil || tag.RowsAffected() == 0 {
+		return tag, err
+	}
+	return tag, tx.Commit(ctx)
+}
+
+// sqlIsolation reads the transaction's isolation level.
+const sqlIsolation = `SELECT current_setting('transaction_isolation')`
 
 // insertNextCitus is insertNext WithCitus: the lock, the check and the
 // plain insert in one batch.
@@ -507,9 +505,6 @@ func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Ev
 	tag, err = br.Exec()
 	return tag, nil, err
 }
-
-// sqlIsolation reads the transaction's isolation level.
-const sqlIsolation = `SELECT current_setting('transaction_isolation')`
 
 // lockAndInsert sends the stream's lock and insert, one of the
 // conditional inserts, in one batch, and returns the insert's tag.

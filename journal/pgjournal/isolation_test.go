@@ -1,0 +1,51 @@
+package pgjournal_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+)
+
+// TestAppendNextRepeatableReadDefault runs AppendNext where every
+// transaction is REPEATABLE READ by default. On the pool it writes in a
+// READ COMMITTED transaction of its own and returns nil; on a connection,
+// which may be inside a BEGIN of the caller's, it appends and returns
+// journal.ErrUnverified; a stale event is refused on both.
+func TestAppendNextRepeatableReadDefault(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.New(t)
+	pool := db.NewPool(t, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
+	})
+	ev := func(seq uint64) journal.Event {
+		return journal.Event{PersistenceID: "rr", SequenceNr: seq, Payload: []byte{byte(seq)}, Manifest: "m", WriterUUID: "w"}
+	}
+	onPool := pgjournal.New(pool)
+	if err := onPool.AppendNext(ctx, ev(1)); err != nil {
+		t.Fatalf("AppendNext on a REPEATABLE READ pool = %v, want nil", err)
+	}
+	if err := onPool.AppendNext(ctx, ev(1)); !errors.Is(err, journal.ErrSequenceConflict) {
+		t.Fatalf("stale AppendNext on the pool = %v, want a conflict", err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	onConn := pgjournal.New(conn.Conn())
+	if err := onConn.AppendNext(ctx, ev(2)); !errors.Is(err, journal.ErrUnverified) {
+		t.Fatalf("AppendNext on a REPEATABLE READ connection = %v, want journal.ErrUnverified", err)
+	}
+	if err := onConn.AppendNext(ctx, ev(2)); !errors.Is(err, journal.ErrSequenceConflict) {
+		t.Fatalf("stale AppendNext on the connection = %v, want a conflict", err)
+	}
+	if h, err := pgjournal.New(db.Pool).HighestSequenceNr(ctx, "rr"); err != nil || h != 2 {
+		t.Fatalf("highest = %d, %v; want 2 (both appends committed)", h, err)
+	}
+}
