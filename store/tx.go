@@ -144,13 +144,15 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 // ends: a head at or above w, which the transaction's own row is not part
 // of, is another writer's, and the store is fenced.
 func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
-	h, err := journal.ReadHead(ctx, s.j, s.pid)
+	// The transaction's own row is not part of the head read outside it:
+	// a head at w.seq is already another writer's.
+	ahead, err := s.headAbove(ctx, s.j, w.seq-1)
 	if err != nil {
 		s.addDoubt(w.seq, w.ev.Payload) // in case the caller commits all the same
 		return fmt.Errorf("store: %s %q: snapshot %d written in the transaction, but reading the stream's head to check it failed (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
 	}
-	if h.Highest >= w.seq {
-		return s.fenceAhead(ctx, op, w, &aheadError{head: h})
+	if ahead != nil {
+		return s.fenceAhead(ctx, op, w, ahead)
 	}
 	return nil
 }

@@ -12,6 +12,22 @@ import (
 	"github.com/outboxkit/offsetstore/store"
 )
 
+// beginWithSnapshot begins a transaction at iso on x's pool and writes
+// its sink row e1, which takes the transaction's snapshot. It is rolled
+// back at the end of the test unless committed.
+func beginWithSnapshot(t *testing.T, x *txSetup, iso pgx.TxIsoLevel) pgx.Tx {
+	t.Helper()
+	tx, err := x.db.Pool.BeginTx(t.Context(), pgx.TxOptions{IsoLevel: iso})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(t.Context(), `INSERT INTO sink (event) VALUES ('e1')`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // TestSaveTxRepeatableReadFenced is a stale writer whose caller's
 // transaction is REPEATABLE READ and took its snapshot before a peer
 // saved three times and pruned the row the stale writer would take. The
@@ -26,14 +42,7 @@ func TestSaveTxRepeatableReadFenced(t *testing.T) {
 			x := setupTx(t)
 			ctx := t.Context()
 			save(t, x.s, map[string]uint64{"a": 1})
-			tx, err := x.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(context.Background()) }()
-			if _, err := tx.Exec(ctx, `INSERT INTO sink (event) VALUES ('e1')`); err != nil { // the snapshot
-				t.Fatal(err)
-			}
+			tx := beginWithSnapshot(t, x, iso)
 			peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
 			for v := uint64(7); v < 10; v++ {
 				save(t, peer, map[string]uint64{"a": v})
@@ -42,7 +51,7 @@ func TestSaveTxRepeatableReadFenced(t *testing.T) {
 				t.Fatalf("peer left highest %d, want 4", got)
 			}
 			called := false
-			err = x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
+			err := x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
 				called = true
 				return tx.Commit(ctx)
 			})
@@ -76,14 +85,7 @@ func TestSaveTxRepeatableReadBehindOwnSaves(t *testing.T) {
 			x := setupTx(t, opt)
 			ctx := t.Context()
 			save(t, x.s, map[string]uint64{"a": 1})
-			tx, err := x.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(context.Background()) }()
-			if _, err := tx.Exec(ctx, `INSERT INTO sink (event) VALUES ('e1')`); err != nil {
-				t.Fatal(err)
-			}
+			tx := beginWithSnapshot(t, x, pgx.RepeatableRead)
 			for v := uint64(2); v < 5; v++ {
 				save(t, x.s, map[string]uint64{"a": v})
 			}
@@ -122,14 +124,7 @@ func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 			t.Parallel()
 			x := setupTx(t)
 			ctx := t.Context()
-			tx, err := x.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(context.Background()) }()
-			if _, err := tx.Exec(ctx, `INSERT INTO sink (event) VALUES ('e1')`); err != nil { // the snapshot: no row yet
-				t.Fatal(err)
-			}
+			tx := beginWithSnapshot(t, x, pgx.RepeatableRead)
 			want := map[string]uint64{"a": 2}
 			if tc.peer {
 				peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
@@ -143,7 +138,7 @@ func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 				want = map[string]uint64{"a": 2, "b": 1}
 			}
 			called := false
-			err = x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
+			err := x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
 				called = true
 				return tx.Commit(ctx)
 			})

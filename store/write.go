@@ -123,14 +123,28 @@ func (s *Store) appendTo(ctx context.Context, j journal.Journal, next journal.Ne
 	if err := j.Append(ctx, w.ev); err != nil {
 		return err
 	}
-	h, err := journal.ReadHead(ctx, j, s.pid)
+	ahead, err := s.headAbove(ctx, j, w.seq)
 	if err != nil {
 		return fmt.Errorf("the snapshot was appended, but reading the stream's head after it failed: %w", err)
 	}
-	if h.Highest > w.seq {
-		return &aheadError{head: h}
+	if ahead != nil {
+		return ahead
 	}
 	return nil
+}
+
+// headAbove reads the stream's head through j after a write that could
+// not check it: an *aheadError when the head is above seq (another
+// writer's rows, since none of this store's lies above its own write).
+func (s *Store) headAbove(ctx context.Context, j journal.Journal, seq uint64) (*aheadError, error) {
+	h, err := journal.ReadHead(ctx, j, s.pid)
+	if err != nil {
+		return nil, err
+	}
+	if h.Highest > seq {
+		return &aheadError{head: h}, nil
+	}
+	return nil, nil
 }
 
 // settle records the outcome err of appending w through the store's own
@@ -150,13 +164,13 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		// connection under REPEATABLE READ or SERIALIZABLE), but checked
 		// only against a snapshot older than the lock: a head above it
 		// is another writer's.
-		h, herr := journal.ReadHead(ctx, s.j, s.pid)
+		ahead, herr := s.headAbove(ctx, s.j, w.seq)
 		if herr != nil {
 			s.addDoubt(w.seq, w.ev.Payload)
 			return false, fmt.Errorf("store: %s %q: snapshot %d was appended, but reading the stream's head to check it failed (it is checked at the next write): %w", op, s.outbox, w.seq, herr)
 		}
-		if h.Highest > w.seq {
-			return false, s.fenceAhead(ctx, op, w, &aheadError{head: h})
+		if ahead != nil {
+			return false, s.fenceAhead(ctx, op, w, ahead)
 		}
 		s.commit(w, false)
 		return false, nil

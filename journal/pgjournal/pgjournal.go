@@ -452,7 +452,7 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	if pool, ok := j.db.(*pgxpool.Pool); ok {
 		// No caller's transaction to keep: write in one of READ
 		// COMMITTED, whose insert takes its snapshot after the lock.
-		tag, err = insertReadCommitted(ctx, pool, j, ev, tags)
+		tag, err = j.insertReadCommitted(ctx, pool, ev, tags)
 		return tag, nil, err
 	}
 	if tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNextAlone, ev, tags); err != nil || tag.RowsAffected() == 0 {
@@ -463,7 +463,7 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 
 // insertReadCommitted runs AppendNext's lock and insert in a READ
 // COMMITTED transaction of its own on pool.
-func insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, j *Journal, ev *journal.Event, tags []string) (pgconn.CommandTag, error) {
+func (j *Journal) insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, ev *journal.Event, tags []string) (pgconn.CommandTag, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return pgconn.CommandTag{}, err
