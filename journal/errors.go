@@ -93,11 +93,14 @@ func (e *RolledBackError) Is(target error) bool { return target == ErrRolledBack
 func (e *RolledBackError) Unwrap() error { return e.Err }
 
 // ErrUnverified is matched by the error of an AppendNext that did append
-// its event, inside the caller's transaction, but checked the stream only
-// against the transaction's snapshot (REPEATABLE READ or SERIALIZABLE),
-// which may be older than events another writer committed, and pruned,
-// before this transaction took the stream's lock. The lock is held until
-// the transaction ends, so the caller reads the stream's highest sequence
+// its event but checked the stream only against a transaction's snapshot
+// (REPEATABLE READ or SERIALIZABLE), which may be older than events
+// another writer committed, and pruned, before the stream's lock was
+// taken. Inside the caller's transaction the lock is held until the
+// transaction ends, so the caller reads the stream's highest sequence
 // number through another connection before committing: at or above the
-// event's, the transaction must roll back.
+// event's, the transaction must roll back. Outside one (an implicit
+// transaction, which pgjournal with WithCitus reports too) the event has
+// committed: a highest sequence number above it is another writer's, and
+// the event lies under its events, never to be read as the newest.
 var ErrUnverified = errors.New("journal: appended, but checked only against the transaction's snapshot")

@@ -113,6 +113,16 @@
 // reads. Write through the coordinator: AppendNext's advisory lock lives on
 // the node a client is connected to.
 //
+// Citus begins the transaction on a worker at the coordinator's isolation
+// level, at the transaction's first statement there. Under REPEATABLE READ
+// or SERIALIZABLE that snapshot may predate the lock, so the lock
+// statement also returns current_setting('transaction_isolation') from the
+// coordinator, and at those levels AppendNext, having inserted, returns
+// journal.ErrUnverified: in a caller's pgx.Tx before its commit, as on a
+// single PostgreSQL; on a pool or a connection after its implicit
+// transaction committed (the offset store then reads the head, and a head
+// above its row fences it).
+//
 // # Atomicity and transactions
 //
 // Each statement is atomic on its own, so a batch is written whole or not

@@ -49,3 +49,35 @@ func TestAppendNextRepeatableReadDefault(t *testing.T) {
 		t.Fatalf("highest = %d, %v; want 2 (both appends committed)", h, err)
 	}
 }
+
+// TestAppendNextRepeatableReadDefaultOnCitus is the same pool on the
+// Citus cluster, WithCitus: there the check runs on the worker, in a
+// transaction Citus began at the coordinator's level, and its lock
+// statement on the coordinator reports that level. An append under it
+// commits and returns journal.ErrUnverified, on the pool too, so that the
+// caller reads the head after it; a stale event is still refused.
+func TestAppendNextRepeatableReadDefaultOnCitus(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.NewCitus(t)
+	pool := db.NewPool(t, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
+	})
+	ev := func(seq uint64) journal.Event {
+		return journal.Event{PersistenceID: "rr", SequenceNr: seq, Payload: []byte{byte(seq)}, Manifest: "m", WriterUUID: "w"}
+	}
+	j := pgjournal.New(pool, pgjournal.WithTable(db.Table()), pgjournal.WithCitus())
+	if err := j.AppendNext(ctx, ev(1)); !errors.Is(err, journal.ErrUnverified) {
+		t.Fatalf("AppendNext on a REPEATABLE READ pool of the cluster = %v, want journal.ErrUnverified", err)
+	}
+	if err := j.AppendNext(ctx, ev(1)); !errors.Is(err, journal.ErrSequenceConflict) {
+		t.Fatalf("stale AppendNext = %v, want a conflict", err)
+	}
+	rc := pgjournal.New(db.Pool, pgjournal.WithTable(db.Table()), pgjournal.WithCitus())
+	if err := rc.AppendNext(ctx, ev(2)); err != nil {
+		t.Fatalf("AppendNext at READ COMMITTED on the cluster = %v, want nil", err)
+	}
+	if h, err := rc.HighestSequenceNr(ctx, "rr"); err != nil || h != 2 {
+		t.Fatalf("highest = %d, %v; want 2 (both appends committed)", h, err)
+	}
+}

@@ -123,7 +123,10 @@ type Journal struct {
 type statements struct {
 	sqlInsertOne  string
 	sqlLockStream string
-	sqlCheckNext  string
+	// sqlLockStreamCitus: the lock, and the isolation level it ran at,
+	// both on the coordinator.
+	sqlLockStreamCitus string
+	sqlCheckNext       string
 	// sqlInsertNext: AppendNext's insert, READ COMMITTED only;
 	// sqlInsertNextAlone: without that condition (see buildStatements).
 	sqlInsertNextAlone string
@@ -218,6 +221,13 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 	// another connection before committing, while the transaction holds
 	// the lock.
 	st.sqlLockStream = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text))`
+	// On Citus the check runs on the stream's worker, in a transaction
+	// Citus began there at the coordinator's isolation level: under
+	// REPEATABLE READ or SERIALIZABLE at the transaction's first statement
+	// on that worker, which may precede the lock. The lock statement, which
+	// runs on the coordinator, reports the level, and AppendNext then
+	// reports journal.ErrUnverified after its insert.
+	st.sqlLockStreamCitus = `SELECT pg_advisory_xact_lock(` + strconv.Itoa(streamLockClass) + `, hashtext($1::text)), current_setting('transaction_isolation')`
 	st.sqlCheckNext = `SELECT CASE WHEN h.nr >= $2::bigint THEN ('` + supersededMark + `' || h.nr)::bigint END
   FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1::text) AS h`
 	insertNext := `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
@@ -458,7 +468,13 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	if tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNextAlone, ev, tags); err != nil || tag.RowsAffected() == 0 {
 		return tag, nil, err
 	}
-	return tag, nil, fmt.Errorf("%w: persistence id %q, sequence nr %d (checked against the snapshot of a %s transaction)", journal.ErrUnverified, ev.PersistenceID, ev.SequenceNr, isolation)
+	return tag, nil, unverified(ev, isolation)
+}
+
+// unverified is the error of an append checked only against the snapshot
+// of a transaction at isolation.
+func unverified(ev *journal.Event, isolation string) error {
+	return fmt.Errorf("%w: persistence id %q, sequence nr %d (checked against the snapshot of a %s transaction)", journal.ErrUnverified, ev.PersistenceID, ev.SequenceNr, isolation)
 }
 
 // insertReadCommitted runs AppendNext's lock and insert in a READ
@@ -483,7 +499,7 @@ const sqlIsolation = `SELECT current_setting('transaction_isolation')`
 // plain insert in one batch.
 func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Event, tags []string) (tag pgconn.CommandTag, checked, err error) {
 	batch := &pgx.Batch{}
-	batch.Queue(j.sqlLockStream, ev.PersistenceID)
+	batch.Queue(j.sqlLockStreamCitus, ev.PersistenceID)
 	batch.Queue(j.sqlCheckNext, ev.PersistenceID, int64(ev.SequenceNr))
 	batch.Queue(j.sqlInsertOne, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
 	br := b.SendBatch(ctx, batch)
@@ -492,7 +508,8 @@ func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Ev
 			err = cerr
 		}
 	}()
-	if _, err = br.Exec(); err != nil {
+	var isolation string
+	if err = br.QueryRow().Scan(nil, &isolation); err != nil {
 		return tag, nil, err
 	}
 	if _, err = br.Exec(); err != nil {
@@ -502,8 +519,15 @@ func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Ev
 		}
 		return tag, nil, err
 	}
-	tag, err = br.Exec()
-	return tag, nil, err
+	if tag, err = br.Exec(); err != nil {
+		return tag, nil, err
+	}
+	if isolation == "repeatable read" || isolation == "serializable" {
+		// Appended under the lock, but checked against a snapshot that may
+		// be older than it (committed already, in an implicit transaction).
+		return tag, nil, unverified(ev, isolation)
+	}
+	return tag, nil, nil
 }
 
 // lockAndInsert sends the stream's lock and insert, one of the
