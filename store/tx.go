@@ -78,8 +78,7 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 	if err := s.ready(ctx, op, w); err != nil {
 		return err
 	}
-	next, _ := tx.(journal.NextAppender)
-	if err = s.appendTo(ctx, tx, next, w); err != nil {
+	if err = appendInTx(ctx, tx, w); err != nil {
 		if !errors.Is(err, journal.ErrUnverified) {
 			return s.txAppendFailed(ctx, op, w, err)
 		}
@@ -114,6 +113,21 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 	return nil
 }
 
+// appendInTx appends w through the caller's transaction: with AppendNext
+// when tx has it. A journal without it appends plainly, and the head that
+// tells whether another writer is ahead cannot be read through tx, whose
+// snapshot may be older than that writer's rows (REPEATABLE READ): the
+// append then reports journal.ErrUnverified, and the head is read outside.
+func appendInTx(ctx context.Context, tx journal.Journal, w *write) error {
+	if next, ok := tx.(journal.NextAppender); ok {
+		return next.AppendNext(ctx, w.ev)
+	}
+	if err := tx.Append(ctx, w.ev); err != nil {
+		return err
+	}
+	return journal.ErrUnverified
+}
+
 // txAppendFailed handles a write through the caller's transaction that
 // failed. Nothing of the transaction is committed (commit was not called),
 // so nothing is in doubt: a conflict is resolved as for Save, except that
@@ -139,10 +153,13 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 // verifyOutside checks, through the store's own journal, a snapshot that
 // the transaction's journal appended having checked it only against the
 // transaction's snapshot (journal.ErrUnverified: REPEATABLE READ or
-// SERIALIZABLE, whose snapshot may predate a peer's saves and prune). The
-// transaction holds the stream's lock, so no writer can commit until it
-// ends: a head at or above w, which the transaction's own row is not part
-// of, is another writer's, and the store is fenced.
+// SERIALIZABLE, whose snapshot may predate a peer's saves and prune), or
+// not at all (a journal without AppendNext). A head at or above w, which
+// the transaction's own row is not part of, is another writer's, and the
+// store is fenced. No writer can get above w later: its row at w.seq
+// waits on the transaction's (and the stream's lock, where AppendNext
+// took it), and a row of another writer that was at w.seq and is gone was
+// pruned below a newer one, already committed when the head is read.
 func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
 	// The transaction's own row is not part of the head read outside it:
 	// a head at w.seq is already another writer's.

@@ -160,3 +160,60 @@ func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveTxPlainJournalRepeatableReadFenced is the stale writer of
+// TestSaveTxRepeatableReadFenced through a transaction's journal that has
+// no AppendNext (a wrapper that does not forward it): the store appends
+// plainly and then reads the head. Read through the transaction, whose
+// snapshot predates the peer's saves, that head would look like the
+// store's own; the store reads it outside, and is fenced before commit.
+// At READ COMMITTED the same SaveTx of a store that is not stale commits.
+func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		iso   pgx.TxIsoLevel
+		peer  bool
+		fence bool
+	}{
+		{iso: pgx.RepeatableRead, peer: true, fence: true},
+		{iso: pgx.Serializable, peer: true, fence: true},
+		{iso: pgx.RepeatableRead},
+		{iso: pgx.ReadCommitted},
+	} {
+		t.Run(fmt.Sprintf("%s/peer=%v", tc.iso, tc.peer), func(t *testing.T) {
+			t.Parallel()
+			x := setupTx(t)
+			ctx := t.Context()
+			save(t, x.s, map[string]uint64{"a": 1})
+			tx := beginWithSnapshot(t, x, tc.iso)
+			want := map[string]uint64{"a": 2}
+			if tc.peer {
+				peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
+				for v := uint64(7); v < 10; v++ {
+					save(t, peer, map[string]uint64{"a": v})
+				}
+				want = map[string]uint64{"a": 9}
+			}
+			called := false
+			err := x.s.SaveTx(ctx, &plainJournal{Journal: pgjournal.New(tx)}, map[string]uint64{"a": 2}, func(ctx context.Context) error {
+				called = true
+				return tx.Commit(ctx)
+			})
+			if !tc.fence {
+				if err != nil || !called {
+					t.Fatalf("SaveTx through a plain journal = %v (commit called %v), want nil", err, called)
+				}
+				wantSink(t, x.db.Pool, "e1")
+				wantOffsets(t, load(t, open(t, x.j, "tx")), want)
+				return
+			}
+			var f *store.FencedError
+			if !errors.As(err, &f) || f.Writer != "peer-relay" || called {
+				t.Fatalf("stale SaveTx through a plain journal in a %s transaction = %v (commit called %v), want ErrFenced by peer-relay before commit", tc.iso, err, called)
+			}
+			_ = tx.Rollback(ctx)
+			wantSink(t, x.db.Pool)
+			wantOffsets(t, load(t, open(t, x.j, "tx")), want)
+		})
+	}
+}
