@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
@@ -112,4 +113,39 @@ func TestSaveTxOnCitusRepeatableRead(t *testing.T) {
 			wantOffsets(t, load(t, open(t, j, "tx")), want)
 		})
 	}
+}
+
+// TestSaveOnCitusRepeatableReadPool is Save through a pool of the cluster
+// whose transactions are REPEATABLE READ by default: each append reports
+// journal.ErrUnverified, and the store reads the head after it. Its own
+// rows are its own: every save succeeds and a second store loads them. A
+// stale store behind a peer that saved and pruned is fenced, and its row
+// is never loaded.
+func TestSaveOnCitusRepeatableReadPool(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.NewCitus(t)
+	rr := db.NewPool(t, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
+	})
+	j := pgjournal.New(rr, pgjournal.WithTable(db.Table()), pgjournal.WithCitus())
+	s := open(t, j, "rr")
+	for v := uint64(1); v <= 3; v++ {
+		save(t, s, map[string]uint64{"a": v})
+	}
+	if got := s.SequenceNr(); got != 3 {
+		t.Fatalf("SequenceNr = %d after three saves, want 3", got)
+	}
+	wantOffsets(t, load(t, open(t, j, "rr")), map[string]uint64{"a": 3})
+
+	peer := open(t, j, "rr", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
+	for v := uint64(7); v < 10; v++ {
+		save(t, peer, map[string]uint64{"a": v})
+	}
+	err := s.Save(ctx, map[string]uint64{"a": 4})
+	var f *store.FencedError
+	if !errors.As(err, &f) || f.Writer != "peer-relay" {
+		t.Fatalf("stale Save on a REPEATABLE READ pool = %v, want ErrFenced by peer-relay", err)
+	}
+	wantOffsets(t, load(t, open(t, j, "rr")), map[string]uint64{"a": 9})
 }

@@ -155,8 +155,8 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 // transaction's snapshot (journal.ErrUnverified: REPEATABLE READ or
 // SERIALIZABLE, whose snapshot may predate a peer's saves and prune), or
 // not at all (a journal without AppendNext). A head at or above w, which
-// the transaction's own row is not part of, is another writer's, and the
-// store is fenced. No writer can get above w later: its row at w.seq
+// the transaction's own row is not part of (unless it is w's own row), is
+// another writer's, and the store is fenced. No writer can get above w later: its row at w.seq
 // waits on the transaction's (and the stream's lock, where AppendNext
 // took it), and a row of another writer that was at w.seq and is gone was
 // pruned below a newer one, already committed when the head is read.
@@ -168,8 +168,11 @@ func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
 		s.addDoubt(w.seq, w.ev.Payload) // in case the caller commits all the same
 		return fmt.Errorf("store: %s %q: snapshot %d written in the transaction, but reading the stream's head to check it failed (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
 	}
-	if ahead != nil {
+	if ahead != nil && !s.isOwnHead(ahead.head, w) {
 		return s.fenceAhead(ctx, op, w, ahead)
 	}
+	// No other writer's row at or above w. (w's own row read outside the
+	// transaction is a tx whose writes are not held back until commit:
+	// already there, not another writer's.)
 	return nil
 }

@@ -217,3 +217,19 @@ func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveTxPlainJournalNotHeldBack is SaveTx given a journal without
+// AppendNext whose writes are not held back until commit (the store's
+// own pool, wrapped): its row, read outside, is the store's own, not
+// another writer's, and the store is not fenced by itself.
+func TestSaveTxPlainJournalNotHeldBack(t *testing.T) {
+	t.Parallel()
+	x := setupTx(t)
+	save(t, x.s, map[string]uint64{"a": 1})
+	noCommit := func(context.Context) error { return nil }
+	if err := x.s.SaveTx(t.Context(), &plainJournal{Journal: x.j}, map[string]uint64{"a": 2}, noCommit); err != nil {
+		t.Fatalf("SaveTx through a plain journal on the pool = %v, want nil", err)
+	}
+	save(t, x.s, map[string]uint64{"a": 3})
+	wantOffsets(t, load(t, open(t, x.j, "tx")), map[string]uint64{"a": 3})
+}

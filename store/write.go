@@ -163,17 +163,21 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		// Appended, and committed with its implicit transaction (a
 		// connection under REPEATABLE READ or SERIALIZABLE), but checked
 		// only against a snapshot older than the lock: a head above it
-		// is another writer's.
-		ahead, herr := s.headAbove(ctx, s.j, w.seq)
+		// is another writer's. A head that is not w's own row says the
+		// append did not commit as reported: in doubt, as below.
+		h, herr := journal.ReadHead(ctx, s.j, s.pid)
 		if herr != nil {
 			s.addDoubt(w.seq, w.ev.Payload)
 			return false, fmt.Errorf("store: %s %q: snapshot %d was appended, but reading the stream's head to check it failed (it is checked at the next write): %w", op, s.outbox, w.seq, herr)
 		}
-		if ahead != nil {
-			return false, s.fenceAhead(ctx, op, w, ahead)
+		if h.Highest > w.seq {
+			return false, s.fenceAhead(ctx, op, w, &aheadError{head: h})
 		}
-		s.commit(w, false)
-		return false, nil
+		if s.isOwnHead(h, w) {
+			s.commit(w, false)
+			return false, nil
+		}
+		err = fmt.Errorf("reported appended, but the stream's head is %d: %w", h.Highest, err)
 	case errors.Is(err, journal.ErrSequenceConflict), errors.Is(err, journal.ErrRolledBack):
 		return s.resolveConflict(ctx, op, w, err)
 	case errors.Is(err, journal.ErrInvalidArgument):
@@ -187,6 +191,13 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		return false, nil
 	}
 	return false, fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err)
+}
+
+// isOwnHead reports whether h is w's row: the newest, at w.seq, written by
+// this store, byte for byte.
+func (s *Store) isOwnHead(h journal.Head, w *write) bool {
+	return h.Highest == w.seq && h.HasLast && h.Last.SequenceNr == w.seq &&
+		h.Last.WriterUUID == s.cfg.writer && bytes.Equal(h.Last.Payload, w.ev.Payload)
 }
 
 // committedDespite reads the row at w.seq after a write whose outcome is

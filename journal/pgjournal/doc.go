@@ -115,13 +115,15 @@
 //
 // Citus begins the transaction on a worker at the coordinator's isolation
 // level, at the transaction's first statement there. Under REPEATABLE READ
-// or SERIALIZABLE that snapshot may predate the lock, so the lock
-// statement also returns current_setting('transaction_isolation') from the
-// coordinator, and at those levels AppendNext, having inserted, returns
+// or SERIALIZABLE that snapshot predates the lock when a caller's
+// transaction reached the worker before, so the lock statement also
+// returns current_setting('transaction_isolation') from the coordinator,
+// and at those levels AppendNext, having inserted, returns
 // journal.ErrUnverified: in a caller's pgx.Tx before its commit, as on a
-// single PostgreSQL; on a pool or a connection after its implicit
-// transaction committed (the offset store then reads the head, and a head
-// above its row fences it).
+// single PostgreSQL; on a pool or a connection once its implicit
+// transaction has committed (there the check is the worker's first
+// statement, so this only costs the caller a read of the head: the offset
+// store reads it, and a head above its row fences it).
 //
 // # Atomicity and transactions
 //

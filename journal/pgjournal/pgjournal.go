@@ -524,7 +524,12 @@ func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Ev
 	}
 	if isolation == "repeatable read" || isolation == "serializable" {
 		// Appended under the lock, but checked against a snapshot that may
-		// be older than it (committed already, in an implicit transaction).
+		// be older than it. Close first: in an implicit transaction the
+		// commit's outcome comes with the end of the batch, and an insert
+		// whose commit failed must not be reported as appended.
+		if err = br.Close(); err != nil {
+			return tag, nil, err
+		}
 		return tag, nil, unverified(ev, isolation)
 	}
 	return tag, nil, nil
