@@ -168,11 +168,16 @@ func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
 		s.addDoubt(w.seq, w.ev.Payload) // in case the caller commits all the same
 		return fmt.Errorf("store: %s %q: snapshot %d written in the transaction, but reading the stream's head to check it failed (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
 	}
-	if ahead != nil && !s.isOwnHead(ahead.head, w) {
-		return s.fenceAhead(ctx, op, w, ahead)
+	if ahead == nil {
+		return nil
 	}
-	// No other writer's row at or above w. (w's own row read outside the
-	// transaction is a tx whose writes are not held back until commit:
-	// already there, not another writer's.)
-	return nil
+	if s.isOwnHead(ahead.head, w) {
+		// w's own row, seen from outside before commit: tx does not write
+		// in the caller's transaction. The row is durable all the same:
+		// in doubt, adopted by the next write.
+		s.addDoubt(w.seq, w.ev.Payload)
+		return fmt.Errorf("store: %s %q: snapshot %d: %w", op, s.outbox, w.seq, &journal.InvalidArgumentError{Field: "transaction",
+			Reason: "its journal wrote the snapshot outside the transaction (visible before commit, so the caller's writes and the offsets would not commit together); pass a journal bound to the caller's transaction, such as pgjournal.New(tx)"})
+	}
+	return s.fenceAhead(ctx, op, w, ahead)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -219,17 +220,27 @@ func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 }
 
 // TestSaveTxPlainJournalNotHeldBack is SaveTx given a journal without
-// AppendNext whose writes are not held back until commit (the store's
-// own pool, wrapped): its row, read outside, is the store's own, not
-// another writer's, and the store is not fenced by itself.
+// AppendNext whose writes are not held back until commit (the store's own
+// pool, wrapped): its row, read outside before commit, is the store's
+// own. That tx is refused as an invalid argument, commit is not called,
+// and the row, durable all the same, is adopted by the next save.
 func TestSaveTxPlainJournalNotHeldBack(t *testing.T) {
 	t.Parallel()
 	x := setupTx(t)
 	save(t, x.s, map[string]uint64{"a": 1})
-	noCommit := func(context.Context) error { return nil }
-	if err := x.s.SaveTx(t.Context(), &plainJournal{Journal: x.j}, map[string]uint64{"a": 2}, noCommit); err != nil {
-		t.Fatalf("SaveTx through a plain journal on the pool = %v, want nil", err)
+	called := false
+	err := x.s.SaveTx(t.Context(), &plainJournal{Journal: x.j}, map[string]uint64{"a": 2}, func(context.Context) error {
+		called = true
+		return nil
+	})
+	if !errors.Is(err, journal.ErrInvalidArgument) || called {
+		t.Fatalf("SaveTx through a plain journal on the pool = %v (commit called %v), want ErrInvalidArgument before commit", err, called)
 	}
-	save(t, x.s, map[string]uint64{"a": 3})
-	wantOffsets(t, load(t, open(t, x.j, "tx")), map[string]uint64{"a": 3})
+	wantOffsets(t, load(t, x.s), map[string]uint64{"a": 1})
+	save(t, x.s, map[string]uint64{"b": 3})
+	wantOffsets(t, load(t, x.s), map[string]uint64{"a": 2, "b": 3})
+	wantOffsets(t, load(t, open(t, x.j, "tx")), map[string]uint64{"a": 2, "b": 3})
+	if got := x.s.SequenceNr(); got != 3 {
+		t.Fatalf("SequenceNr = %d, want 3 (the refused row adopted, then the save)", got)
+	}
 }

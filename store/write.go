@@ -177,7 +177,8 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 			s.commit(w, false)
 			return false, nil
 		}
-		err = fmt.Errorf("reported appended, but the stream's head is %d: %w", h.Highest, err)
+		// Not matchable as ErrUnverified any more: that says "appended".
+		err = fmt.Errorf("reported appended (%v), but the stream's head is %d, not this row", err, h.Highest)
 	case errors.Is(err, journal.ErrSequenceConflict), errors.Is(err, journal.ErrRolledBack):
 		return s.resolveConflict(ctx, op, w, err)
 	case errors.Is(err, journal.ErrInvalidArgument):
