@@ -100,13 +100,13 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 	err = commit(ctx)
 	settled = err == nil
 	if err != nil {
+		// Recorded only if commit returned nil: a commit that failed, or
+		// whose outcome is unknown (the connection died during COMMIT), is
+		// a write in doubt, resolved at the next write as a lost
+		// acknowledgement is (adopted when its row is there).
 		s.addDoubt(w.seq, w.ev.Payload)
 		settled = true
-		if s.committedDespite(ctx, w, err) {
-			s.maybePrune(ctx)
-			return nil // the transaction did commit: the row says so
-		}
-		return fmt.Errorf("store: %s %q: commit of snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err)
+		return fmt.Errorf("store: %s %q: commit of snapshot %d (if it committed, the next write adopts it): %w", op, s.outbox, w.seq, err)
 	}
 	s.commit(w, false)
 	s.maybePrune(ctx)

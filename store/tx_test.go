@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/outboxkit/offsetstore/internal/faultjournal"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
@@ -267,41 +266,22 @@ func TestSaveTx(t *testing.T) {
 }
 
 // TestSaveTxCommitCut cuts the connection right after COMMIT reached the
-// server: the transaction committed, the client never heard of it.
+// server: the transaction committed, the client never heard of it. The
+// save is in doubt, and the next write resolves it.
 func TestSaveTxCommitCut(t *testing.T) {
 	t.Parallel()
 
-	t.Run("AdoptedAtOnce", func(t *testing.T) {
-		t.Parallel()
-		x := setupTx(t)
-		ctx := t.Context()
-		pool, proxy := viaProxy(t, x.db)
-		proxy.DropReplyAfter([]byte("commit"))
-		if err := relayTx(ctx, pool, x.s, "e1", map[string]uint64{"a": 1}, nil); err != nil {
-			t.Fatalf("SaveTx whose COMMIT reply was lost = %v, want nil (the row shows it committed)", err)
-		}
-		if proxy.Dropped.Load() != 1 {
-			t.Fatalf("the proxy dropped %d replies; the fault did not happen", proxy.Dropped.Load())
-		}
-		wantOffsets(t, load(t, x.s), map[string]uint64{"a": 1})
-		wantSink(t, x.db.Pool, "e1")
-		if st := x.s.Stats(); st.Adopted != 1 {
-			t.Fatalf("Adopted = %d, want 1", st.Adopted)
-		}
-	})
-
-	// The read after the cut fails too: the save stays in doubt, and the
-	// next writes resolve it.
+	// The store's own journal could read the row at once, but the save is
+	// recorded only when commit returns nil: in doubt until the next write,
+	// which adopts it.
 	for _, next := range []string{"Save", "SaveTx"} {
 		t.Run("ResolvedAtNext"+next, func(t *testing.T) {
 			t.Parallel()
 			x := setupTx(t)
 			ctx := t.Context()
-			fj := faultjournal.New(x.j)
-			s := open(t, fj, "cut")
+			s := open(t, x.j, "cut")
 			pool, proxy := viaProxy(t, x.db)
 			proxy.DropReplyAfter([]byte("commit"))
-			fj.FailReplay.Store(1)
 			err := relayTx(ctx, pool, s, "e1", map[string]uint64{"a": 1}, nil)
 			if err == nil || errors.Is(err, store.ErrFenced) || proxy.Dropped.Load() != 1 {
 				t.Fatalf("SaveTx with a cut COMMIT = %v (dropped %d), want an error in doubt", err, proxy.Dropped.Load())
