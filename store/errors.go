@@ -100,6 +100,9 @@ type invalidError struct {
 	what   string
 	value  string
 	reason string
+	// cause, when set, is matched too: the codec's error for the same
+	// refusal.
+	cause error
 	// op and outbox, when set, name the call that refused the input.
 	op, outbox string
 }
@@ -124,7 +127,9 @@ func wrapOp(op, outbox string, err error) error {
 	return fmt.Errorf("store: %s %q: %w", op, outbox, err)
 }
 
-func (e *invalidError) Is(target error) bool { return target == e.kind }
+func (e *invalidError) Is(target error) bool {
+	return target == e.kind || (e.cause != nil && target == e.cause)
+}
 
 // quoteShort quotes s for an error message, cut to a readable length.
 func quoteShort(s string) string {

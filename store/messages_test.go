@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -24,6 +25,25 @@ func TestInvalidKeyMessageHasOnePrefix(t *testing.T) {
 	}
 	if err := store.ValidateKey(""); err == nil || !strings.HasPrefix(err.Error(), "store: invalid offset key") {
 		t.Fatalf("ValidateKey(\"\") = %v, want a store: invalid offset key error", err)
+	}
+}
+
+// A key that is not valid UTF-8 is refused as the codec would refuse it:
+// the error matches both store.ErrInvalidKey and codec.ErrInvalidUTF8, and
+// nothing is written. An empty key is the store's own rule only.
+func TestInvalidUTF8KeyMatchesCodec(t *testing.T) {
+	t.Parallel()
+	j := journal.NewMemory()
+	s := open(t, j, "utf8")
+	err := s.Save(t.Context(), map[string]uint64{"ok": 1, "bad\xff": 1})
+	if !errors.Is(err, store.ErrInvalidKey) || !errors.Is(err, codec.ErrInvalidUTF8) {
+		t.Fatalf("Save of a key that is not UTF-8 = %v, want ErrInvalidKey and codec.ErrInvalidUTF8", err)
+	}
+	if h, err := j.HighestSequenceNr(t.Context(), s.PersistenceID()); err != nil || h != 0 {
+		t.Fatalf("highest = %d, %v after a refused key; want 0", h, err)
+	}
+	if err := store.ValidateKey(""); !errors.Is(err, store.ErrInvalidKey) || errors.Is(err, codec.ErrInvalidUTF8) {
+		t.Fatalf("ValidateKey(\"\") = %v, want ErrInvalidKey only", err)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/outboxkit/offsetstore/codec"
 )
 
 // ValidateName reports whether name can name an outbox: it must be
@@ -18,11 +20,16 @@ func ValidateName(name string) error {
 
 // ValidateKey reports whether key can be an offset key: it must be
 // non-empty valid UTF-8 without NUL bytes and at most MaxKeyLen bytes
-// long. The error matches ErrInvalidKey. Save, Rewind, Forget and Replace
+// long. The error matches ErrInvalidKey, and codec.ErrInvalidUTF8 too when
+// the key is not valid UTF-8. Save, Rewind, Forget and Replace
 // run the same check on keys the store does not hold yet.
 func ValidateKey(key string) error {
 	if reason := textProblem(key, MaxKeyLen); reason != "" {
-		return &invalidError{kind: ErrInvalidKey, what: "key", value: key, reason: reason}
+		e := &invalidError{kind: ErrInvalidKey, what: "key", value: key, reason: reason}
+		if len(key) <= MaxKeyLen && !utf8.ValidString(key) {
+			e.cause = codec.ErrInvalidUTF8 // the codec's own refusal, matched too
+		}
+		return e
 	}
 	return nil
 }
