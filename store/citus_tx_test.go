@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
@@ -125,9 +124,7 @@ func TestSaveOnCitusRepeatableReadPool(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := testdb.NewCitus(t)
-	rr := db.NewPool(t, func(cfg *pgxpool.Config) {
-		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
-	})
+	rr := db.NewPool(t, testdb.DefaultIsolation("repeatable read"))
 	j := pgjournal.New(rr, pgjournal.WithTable(db.Table()), pgjournal.WithCitus())
 	s := open(t, j, "rr")
 	for v := uint64(1); v <= 3; v++ {

@@ -15,9 +15,7 @@ import (
 )
 
 func serializablePool(t *testing.T) *pgxpool.Pool {
-	return testdb.New(t).NewPool(t, func(c *pgxpool.Config) {
-		c.ConnConfig.RuntimeParams["default_transaction_isolation"] = "serializable"
-	})
+	return testdb.New(t).NewPool(t, testdb.DefaultIsolation("serializable"))
 }
 
 // The whole store suite holds with SERIALIZABLE as the default isolation.

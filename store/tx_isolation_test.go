@@ -29,6 +29,35 @@ func beginWithSnapshot(t *testing.T, x *txSetup, iso pgx.TxIsoLevel) pgx.Tx {
 	return tx
 }
 
+// wantSaveTxOutcome runs SaveTx of {"a": 2} through j, bound to tx, with
+// tx's commit, and checks its outcome. fence: ErrFenced by peer-relay
+// before commit, and the sink row rolled back; otherwise nil, commit
+// called, and the sink row e1 committed. Either way a store opened afresh
+// loads want. what names the case in failures.
+func wantSaveTxOutcome(t *testing.T, x *txSetup, tx pgx.Tx, j journal.Journal, fence bool, want map[string]uint64, what string) {
+	t.Helper()
+	ctx := t.Context()
+	called := false
+	err := x.s.SaveTx(ctx, j, map[string]uint64{"a": 2}, func(ctx context.Context) error {
+		called = true
+		return tx.Commit(ctx)
+	})
+	if fence {
+		var f *store.FencedError
+		if !errors.Is(err, store.ErrFenced) || !errors.As(err, &f) || f.Writer != "peer-relay" || called {
+			t.Fatalf("%s = %v (commit called %v), want ErrFenced by peer-relay before commit", what, err, called)
+		}
+		_ = tx.Rollback(ctx)
+		wantSink(t, x.db.Pool)
+	} else {
+		if err != nil || !called {
+			t.Fatalf("%s = %v (commit called %v), want nil", what, err, called)
+		}
+		wantSink(t, x.db.Pool, "e1")
+	}
+	wantOffsets(t, load(t, open(t, x.j, "tx")), want)
+}
+
 // TestSaveTxRepeatableReadFenced is a stale writer whose caller's
 // transaction is REPEATABLE READ and took its snapshot before a peer
 // saved three times and pruned the row the stale writer would take. The
@@ -51,18 +80,7 @@ func TestSaveTxRepeatableReadFenced(t *testing.T) {
 			if got := highest(t, x.j, x.s.PersistenceID()); got != 4 {
 				t.Fatalf("peer left highest %d, want 4", got)
 			}
-			called := false
-			err := x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
-				called = true
-				return tx.Commit(ctx)
-			})
-			var f *store.FencedError
-			if !errors.Is(err, store.ErrFenced) || !errors.As(err, &f) || f.Writer != "peer-relay" || called {
-				t.Fatalf("stale SaveTx in a %s transaction = %v (commit called %v), want ErrFenced by peer-relay before commit", iso, err, called)
-			}
-			_ = tx.Rollback(ctx)
-			wantSink(t, x.db.Pool)
-			wantOffsets(t, load(t, open(t, x.j, "tx")), map[string]uint64{"a": 9})
+			wantSaveTxOutcome(t, x, tx, pgjournal.New(tx), true, map[string]uint64{"a": 9}, fmt.Sprintf("stale SaveTx in a %s transaction", iso))
 			if err := x.s.Save(ctx, map[string]uint64{"a": 3}); !errors.Is(err, store.ErrFenced) {
 				t.Fatalf("Save after the stale SaveTx = %v, want ErrFenced", err)
 			}
@@ -124,7 +142,6 @@ func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			x := setupTx(t)
-			ctx := t.Context()
 			tx := beginWithSnapshot(t, x, pgx.RepeatableRead)
 			want := map[string]uint64{"a": 2}
 			if tc.peer {
@@ -138,26 +155,7 @@ func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 				save(t, x.s, map[string]uint64{"b": 1})
 				want = map[string]uint64{"a": 2, "b": 1}
 			}
-			called := false
-			err := x.s.SaveTx(ctx, pgjournal.New(tx), map[string]uint64{"a": 2}, func(ctx context.Context) error {
-				called = true
-				return tx.Commit(ctx)
-			})
-			if !tc.fence {
-				if err != nil || !called {
-					t.Fatalf("SaveTx = %v (commit called %v), want nil", err, called)
-				}
-				wantSink(t, x.db.Pool, "e1")
-				wantOffsets(t, load(t, open(t, x.j, "tx")), want)
-				return
-			}
-			var f *store.FencedError
-			if !errors.As(err, &f) || f.Writer != "peer-relay" || called {
-				t.Fatalf("stale first SaveTx = %v (commit called %v), want ErrFenced by peer-relay before commit", err, called)
-			}
-			_ = tx.Rollback(ctx)
-			wantSink(t, x.db.Pool)
-			wantOffsets(t, load(t, open(t, x.j, "tx")), want)
+			wantSaveTxOutcome(t, x, tx, pgjournal.New(tx), tc.fence, want, "first SaveTx")
 		})
 	}
 }
@@ -184,7 +182,6 @@ func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/peer=%v", tc.iso, tc.peer), func(t *testing.T) {
 			t.Parallel()
 			x := setupTx(t)
-			ctx := t.Context()
 			save(t, x.s, map[string]uint64{"a": 1})
 			tx := beginWithSnapshot(t, x, tc.iso)
 			want := map[string]uint64{"a": 2}
@@ -195,26 +192,8 @@ func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 				}
 				want = map[string]uint64{"a": 9}
 			}
-			called := false
-			err := x.s.SaveTx(ctx, &plainJournal{Journal: pgjournal.New(tx)}, map[string]uint64{"a": 2}, func(ctx context.Context) error {
-				called = true
-				return tx.Commit(ctx)
-			})
-			if !tc.fence {
-				if err != nil || !called {
-					t.Fatalf("SaveTx through a plain journal = %v (commit called %v), want nil", err, called)
-				}
-				wantSink(t, x.db.Pool, "e1")
-				wantOffsets(t, load(t, open(t, x.j, "tx")), want)
-				return
-			}
-			var f *store.FencedError
-			if !errors.As(err, &f) || f.Writer != "peer-relay" || called {
-				t.Fatalf("stale SaveTx through a plain journal in a %s transaction = %v (commit called %v), want ErrFenced by peer-relay before commit", tc.iso, err, called)
-			}
-			_ = tx.Rollback(ctx)
-			wantSink(t, x.db.Pool)
-			wantOffsets(t, load(t, open(t, x.j, "tx")), want)
+			wantSaveTxOutcome(t, x, tx, &plainJournal{Journal: pgjournal.New(tx)}, tc.fence, want,
+				fmt.Sprintf("SaveTx through a plain journal in a %s transaction", tc.iso))
 		})
 	}
 }

@@ -297,6 +297,15 @@ func (d *DB) NewPool(t testing.TB, configure func(*pgxpool.Config)) *pgxpool.Poo
 	return openPool(t, d.URL, d.Name, configure)
 }
 
+// DefaultIsolation is a configure function for NewPool: every transaction
+// of the pool, implicit ones included, runs at level ("repeatable read",
+// "serializable", …) unless it says otherwise.
+func DefaultIsolation(level string) func(*pgxpool.Config) {
+	return func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = level
+	}
+}
+
 // openPool opens a pool on url, checked with a ping and closed when t
 // ends; what names the database in messages. configure, if not nil, may
 // change the config first.

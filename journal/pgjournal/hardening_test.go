@@ -19,7 +19,7 @@ import (
 // serializable makes every transaction of a pool SERIALIZABLE, as a
 // server with default_transaction_isolation = serializable does.
 func serializable(cfg *pgxpool.Config) {
-	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "serializable"
+	testdb.DefaultIsolation("serializable")(cfg)
 	cfg.MaxConns = 3
 }
 
@@ -39,7 +39,7 @@ func TestSerializableRaceLoser(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	pool := db.NewPool(t, func(cfg *pgxpool.Config) {
-		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "serializable"
+		testdb.DefaultIsolation("serializable")(cfg)
 		cfg.MaxConns = 8
 	})
 	ctx := t.Context()
@@ -163,9 +163,7 @@ END $$;
 CREATE TRIGGER stall BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION stall();`); err != nil {
 		t.Fatal(err)
 	}
-	j := pgjournal.New(db.NewPool(t, func(cfg *pgxpool.Config) {
-		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = isolation
-	}))
+	j := pgjournal.New(db.NewPool(t, testdb.DefaultIsolation(isolation)))
 	const pid = "outbox::stall::offsets"
 	staleErr := make(chan error, 1)
 	go func() {

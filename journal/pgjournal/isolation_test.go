@@ -4,12 +4,15 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 )
+
+// ev is event seq of the stream "rr".
+func ev(seq uint64) journal.Event {
+	return journal.Event{PersistenceID: "rr", SequenceNr: seq, Payload: []byte{byte(seq)}, Manifest: "m", WriterUUID: "w"}
+}
 
 // TestAppendNextRepeatableReadDefault runs AppendNext where every
 // transaction is REPEATABLE READ by default. On the pool it writes in a
@@ -20,12 +23,7 @@ func TestAppendNextRepeatableReadDefault(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := testdb.New(t)
-	pool := db.NewPool(t, func(cfg *pgxpool.Config) {
-		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
-	})
-	ev := func(seq uint64) journal.Event {
-		return journal.Event{PersistenceID: "rr", SequenceNr: seq, Payload: []byte{byte(seq)}, Manifest: "m", WriterUUID: "w"}
-	}
+	pool := db.NewPool(t, testdb.DefaultIsolation("repeatable read"))
 	onPool := pgjournal.New(pool)
 	if err := onPool.AppendNext(ctx, ev(1)); err != nil {
 		t.Fatalf("AppendNext on a REPEATABLE READ pool = %v, want nil", err)
@@ -60,12 +58,7 @@ func TestAppendNextRepeatableReadDefaultOnCitus(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := testdb.NewCitus(t)
-	pool := db.NewPool(t, func(cfg *pgxpool.Config) {
-		cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "repeatable read"
-	})
-	ev := func(seq uint64) journal.Event {
-		return journal.Event{PersistenceID: "rr", SequenceNr: seq, Payload: []byte{byte(seq)}, Manifest: "m", WriterUUID: "w"}
-	}
+	pool := db.NewPool(t, testdb.DefaultIsolation("repeatable read"))
 	j := pgjournal.New(pool, pgjournal.WithTable(db.Table()), pgjournal.WithCitus())
 	if err := j.AppendNext(ctx, ev(1)); !errors.Is(err, journal.ErrUnverified) {
 		t.Fatalf("AppendNext on a REPEATABLE READ pool of the cluster = %v, want journal.ErrUnverified", err)
