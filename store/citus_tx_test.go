@@ -58,10 +58,7 @@ func TestSaveTxOnCitusRepeatableRead(t *testing.T) {
 			}
 			want := map[string]uint64{"a": 2}
 			if tc.peer {
-				peer := open(t, j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
-				for v := uint64(7); v < 10; v++ {
-					save(t, peer, map[string]uint64{"a": v})
-				}
+				peerTakesOver(t, j, "tx")
 				if got := highest(t, j, s.PersistenceID()); got != 4 {
 					t.Fatalf("peer left highest %d, want 4", got)
 				}
@@ -135,10 +132,7 @@ func TestSaveOnCitusRepeatableReadPool(t *testing.T) {
 	}
 	wantOffsets(t, load(t, open(t, j, "rr")), map[string]uint64{"a": 3})
 
-	peer := open(t, j, "rr", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
-	for v := uint64(7); v < 10; v++ {
-		save(t, peer, map[string]uint64{"a": v})
-	}
+	peerTakesOver(t, j, "rr")
 	err := s.Save(ctx, map[string]uint64{"a": 4})
 	var f *store.FencedError
 	if !errors.As(err, &f) || f.Writer != "peer-relay" {

@@ -29,6 +29,17 @@ func beginWithSnapshot(t *testing.T, x *txSetup, iso pgx.TxIsoLevel) pgx.Tx {
 	return tx
 }
 
+// peerTakesOver is another relay, "peer-relay", taking outbox over on j:
+// it saves a = 7, 8 and 9, pruning after each save, so that the rows a
+// stale store would write next are gone.
+func peerTakesOver(t *testing.T, j journal.Journal, outbox string) {
+	t.Helper()
+	peer := open(t, j, outbox, store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
+	for v := uint64(7); v < 10; v++ {
+		save(t, peer, map[string]uint64{"a": v})
+	}
+}
+
 // wantSaveTxOutcome runs SaveTx of {"a": 2} through j, bound to tx, with
 // tx's commit, and checks its outcome. fence: ErrFenced by peer-relay
 // before commit, and the sink row rolled back; otherwise nil, commit
@@ -73,10 +84,7 @@ func TestSaveTxRepeatableReadFenced(t *testing.T) {
 			ctx := t.Context()
 			save(t, x.s, map[string]uint64{"a": 1})
 			tx := beginWithSnapshot(t, x, iso)
-			peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
-			for v := uint64(7); v < 10; v++ {
-				save(t, peer, map[string]uint64{"a": v})
-			}
+			peerTakesOver(t, x.j, "tx")
 			if got := highest(t, x.j, x.s.PersistenceID()); got != 4 {
 				t.Fatalf("peer left highest %d, want 4", got)
 			}
@@ -145,10 +153,7 @@ func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 			tx := beginWithSnapshot(t, x, pgx.RepeatableRead)
 			want := map[string]uint64{"a": 2}
 			if tc.peer {
-				peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
-				for v := uint64(7); v < 10; v++ {
-					save(t, peer, map[string]uint64{"a": v})
-				}
+				peerTakesOver(t, x.j, "tx")
 				want = map[string]uint64{"a": 9}
 			}
 			if tc.own {
@@ -186,10 +191,7 @@ func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 			tx := beginWithSnapshot(t, x, tc.iso)
 			want := map[string]uint64{"a": 2}
 			if tc.peer {
-				peer := open(t, x.j, "tx", store.WithWriterID("peer-relay"), store.WithPruneInterval(1))
-				for v := uint64(7); v < 10; v++ {
-					save(t, peer, map[string]uint64{"a": v})
-				}
+				peerTakesOver(t, x.j, "tx")
 				want = map[string]uint64{"a": 9}
 			}
 			wantSaveTxOutcome(t, x, tx, &plainJournal{Journal: pgjournal.New(tx)}, tc.fence, want,
