@@ -38,15 +38,9 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause 
 			return false, nil
 		}
 		if s.inDoubt(seq, ev.Payload) {
-			// An earlier write of ours, in doubt until now: its payload is
-			// the offsets it meant to write.
-			snap, err := parseSnapshot(ev)
-			if err != nil {
-				return false, fmt.Errorf("store: %s %q: adopt snapshot %d: %w", op, s.outbox, seq, err)
+			if err := s.adoptInDoubt(ctx, op, ev); err != nil {
+				return false, err
 			}
-			s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
-				slog.String("outbox", s.outbox), slog.Uint64("seq", seq))
-			s.advance(seq, true, func() { s.snap = snap })
 			return true, nil
 		}
 	}
@@ -83,6 +77,20 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause 
 		return false, fmt.Errorf("%w (%s: %v; reading the newest snapshot: %v)", f, op, cause, headErr)
 	}
 	return false, fmt.Errorf("%w (%s: %v)", f, op, cause)
+}
+
+// adoptInDoubt makes ev, the row of an earlier write of this store that
+// was in doubt until now, the store's snapshot: its payload is the offsets
+// that write meant to write.
+func (s *Store) adoptInDoubt(ctx context.Context, op string, ev journal.Event) error {
+	snap, err := parseSnapshot(ev)
+	if err != nil {
+		return fmt.Errorf("store: %s %q: adopt snapshot %d: %w", op, s.outbox, ev.SequenceNr, err)
+	}
+	s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
+		slog.String("outbox", s.outbox), slog.Uint64("seq", ev.SequenceNr))
+	s.advance(ev.SequenceNr, true, func() { s.snap = snap })
+	return nil
 }
 
 // aheadError reports that a plain Append of this store's snapshot

@@ -91,7 +91,8 @@
 // snapshot through the caller's transaction and calls its commit, so the
 // sink's rows and the offsets commit together (see SaveTx and its
 // example). ErrRetryTx asks the caller to run the transaction again;
-// ErrFenced means another relay owns the outbox.
+// ErrInDoubt says the commit's outcome is unknown, and running it again is
+// safe; ErrFenced means another relay owns the outbox.
 //
 // # Leadership
 //

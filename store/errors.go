@@ -36,6 +36,25 @@ var ErrCorruptSnapshot = errors.New("store: corrupt snapshot")
 // is written.
 var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 
+// ErrInDoubt is matched by the error of a write whose outcome is unknown:
+// its snapshot may have committed (a COMMIT whose reply was lost with its
+// connection, a SaveTx whose commit returned an error). Load does not show
+// it. The next write of the store settles it, adopting the snapshot when
+// its row is there, so running the same work again is safe: a SaveTx
+// whose earlier transaction did commit fails with ErrRetryTx, before its
+// commit, and a Save builds on top of the adopted snapshot.
+var ErrInDoubt = errors.New("store: write in doubt")
+
+// inDoubt marks err, the error of a write whose outcome is unknown, as
+// matching ErrInDoubt.
+func inDoubt(err error) error { return &inDoubtError{err} }
+
+type inDoubtError struct{ err error }
+
+func (e *inDoubtError) Error() string        { return e.err.Error() }
+func (e *inDoubtError) Unwrap() error        { return e.err }
+func (e *inDoubtError) Is(target error) bool { return target == ErrInDoubt }
+
 // FencedError is the error behind ErrFenced.
 type FencedError struct {
 	// Outbox is the outbox name.

@@ -31,8 +31,9 @@ var ErrRetryTx = errors.New("store: an earlier transaction of this store committ
 //   - A failed write, a rollback, a failed commit or a panic in commit
 //     leave Load as it was.
 //   - A commit whose outcome is unknown (the connection died during
-//     COMMIT) is a write in doubt: the error says so, and the next write
-//     of the store resolves it, as a lost acknowledgement.
+//     COMMIT) is a write in doubt: the error matches ErrInDoubt, and the
+//     next write of the store resolves it, as a lost acknowledgement.
+//     Running the transaction again is safe.
 //   - Another writer's snapshot at the sequence number: an error matching
 //     ErrFenced, returned before commit is called. The caller rolls back,
 //     and its own writes vanish with the offsets. The store stays fenced.
@@ -106,7 +107,7 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 		// acknowledgement is (adopted when its row is there).
 		s.addDoubt(w.seq, w.ev.Payload)
 		settled = true
-		return fmt.Errorf("store: %s %q: commit of snapshot %d (if it committed, the next write adopts it): %w", op, s.outbox, w.seq, err)
+		return inDoubt(fmt.Errorf("store: %s %q: commit of snapshot %d failed; in doubt, the next write adopts it if it committed: %w", op, s.outbox, w.seq, err))
 	}
 	s.commit(w, false)
 	s.maybePrune(ctx)

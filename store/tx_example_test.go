@@ -57,9 +57,13 @@ func ExampleStore_SaveTx() {
 		// Another relay owns the outbox; this transaction was rolled back
 		// with its sink row. Stop, and stand by.
 		fmt.Println("fenced:", err)
+	case errors.Is(err, store.ErrInDoubt):
+		// The commit's reply was lost: run the transaction again. Load is
+		// never ahead of what committed, and that run settles the doubt
+		// (ErrRetryTx, before its commit, if the first one committed).
+		fmt.Println("run again:", err)
 	default:
-		// Rolled back, or a commit in doubt: retry later; Load is never
-		// ahead of what committed, and the next write settles the doubt.
+		// Rolled back: retry later.
 		fmt.Println("retry:", err)
 	}
 }

@@ -283,8 +283,8 @@ func TestSaveTxCommitCut(t *testing.T) {
 			pool, proxy := viaProxy(t, x.db)
 			proxy.DropReplyAfter([]byte("commit"))
 			err := relayTx(ctx, pool, s, "e1", map[string]uint64{"a": 1}, nil)
-			if err == nil || errors.Is(err, store.ErrFenced) || proxy.Dropped.Load() != 1 {
-				t.Fatalf("SaveTx with a cut COMMIT = %v (dropped %d), want an error in doubt", err, proxy.Dropped.Load())
+			if !errors.Is(err, store.ErrInDoubt) || errors.Is(err, store.ErrFenced) || proxy.Dropped.Load() != 1 {
+				t.Fatalf("SaveTx with a cut COMMIT = %v (dropped %d), want ErrInDoubt", err, proxy.Dropped.Load())
 			}
 			wantOffsets(t, load(t, s), map[string]uint64{}) // never ahead of what is known
 			wantSink(t, x.db.Pool, "e1")                    // it did commit

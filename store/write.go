@@ -31,7 +31,17 @@ func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit)
 			return wrapOp(op, s.outbox, err)
 		}
 		if !e.Changed() {
-			return nil
+			// Nothing to write against the snapshot held; but a write of
+			// this store in doubt may have committed a newer one, which a
+			// Forget or Rewind must apply to instead.
+			adopted, err := s.settleDoubt(ctx, op)
+			if err != nil || !adopted {
+				return err
+			}
+			if attempt > 0 {
+				return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, s.seq)
+			}
+			continue
 		}
 		w := s.newWrite(s.seq+1, e)
 		if err := s.ready(ctx, op, w); err != nil {
@@ -52,6 +62,31 @@ func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit)
 			return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, s.seq)
 		}
 	}
+}
+
+// settleDoubt reads, before a change that writes nothing, the row where a
+// write of this store is in doubt. That change was built on the snapshot
+// before the write; if the write committed, it is adopted (adopted true)
+// and the change must be built again on top of it: a Forget of a key the
+// write added, or a Rewind to the values before it, would otherwise return
+// nil and change nothing. A row that is not there now is left to the
+// conflict of the next write that has something to write.
+func (s *Store) settleDoubt(ctx context.Context, op string) (adopted bool, err error) {
+	seq := s.seq + 1
+	if len(s.doubt) == 0 || s.doubtSeq != seq {
+		return false, nil
+	}
+	ev, ok, err := s.readAt(ctx, seq)
+	if err != nil {
+		return false, fmt.Errorf("store: %s %q: nothing written; an earlier write at %d is in doubt, and reading it failed: %w", op, s.outbox, seq, err)
+	}
+	if !ok || ev.WriterUUID != s.cfg.writer || !s.inDoubt(seq, ev.Payload) {
+		return false, nil
+	}
+	if err := s.adoptInDoubt(ctx, op, ev); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // acquire takes the writer's semaphore, or gives up when ctx is done
@@ -168,7 +203,7 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		h, herr := journal.ReadHead(ctx, s.j, s.pid)
 		if herr != nil {
 			s.addDoubt(w.seq, w.ev.Payload)
-			return false, fmt.Errorf("store: %s %q: snapshot %d was appended, but reading the stream's head to check it failed (it is checked at the next write): %w", op, s.outbox, w.seq, herr)
+			return false, inDoubt(fmt.Errorf("store: %s %q: snapshot %d was appended, but reading the stream's head to check it failed (in doubt; it is checked at the next write): %w", op, s.outbox, w.seq, herr))
 		}
 		if h.Highest > w.seq {
 			return false, s.fenceAhead(ctx, op, w, &aheadError{head: h})
@@ -191,7 +226,7 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 	if s.committedDespite(ctx, w, err) {
 		return false, nil
 	}
-	return false, fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err)
+	return false, inDoubt(fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err))
 }
 
 // isOwnHead reports whether h is w's row: the newest, at w.seq, written by

@@ -42,6 +42,10 @@
 //     store, which loads the change, and the relay goes on under the same
 //     lease. Written by another relay: publishing stops, the lease is
 //     released and the relay waits for the leadership again.
+//   - A PublishTx transaction whose commit is in doubt (store.ErrInDoubt:
+//     its reply was lost with the connection) is run again once; SaveTx
+//     then finds the first one committed (store.ErrRetryTx) and the relay
+//     goes on from the offsets, or the second one commits the batch.
 //   - A publish that fails (Publish's error, or an ack with an error) and
 //     any other error stop Run, after the committer's final flush of what
 //     was done and the release of the lease: Run returns the error, and

@@ -251,6 +251,13 @@ func (s *txSink) publish(ctx context.Context, pid string, events []journal.Event
 	}
 	last := events[len(events)-1].SequenceNr
 	err := s.commit(ctx, pid, events, last)
+	if errors.Is(err, store.ErrInDoubt) && ctx.Err() == nil {
+		// The commit's outcome is unknown (its reply was lost with the
+		// connection): run the transaction again, once. If the first one
+		// committed, SaveTx finds it and returns ErrRetryTx before this
+		// one commits; otherwise this one publishes the batch.
+		err = s.commit(ctx, pid, events, last)
+	}
 	switch {
 	case err == nil:
 		s.r.published.Add(int64(len(events)))

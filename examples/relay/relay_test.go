@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outboxkit/offsetstore/examples/relay"
+	"github.com/outboxkit/offsetstore/internal/faultproxy"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
@@ -487,18 +488,65 @@ func TestExactlyOnceSink(t *testing.T) {
 	if err := r2.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	var rows, dups, missing int
-	err := db.Pool.QueryRow(t.Context(), `SELECT
-  (SELECT count(*) FROM sink),
-  (SELECT count(*) FROM (SELECT 1 FROM sink GROUP BY pid, seq HAVING count(*) > 1) d),
-  (SELECT count(*) FROM journal e WHERE e.persistence_id LIKE 'acct-%'
-      AND NOT EXISTS (SELECT 1 FROM sink s WHERE s.pid = e.persistence_id AND s.seq = e.sequence_nr))`).Scan(&rows, &dups, &missing)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows, dups, missing := sinkTally(t, db.Pool, "acct-")
 	t.Logf("sink rows %d, duplicates %d, missing %d; inserted %d (rolled back %d)", rows, dups, missing, inserted.Load(), inserted.Load()-int64(rows))
 	if rows != 180 || dups != 0 || missing != 0 {
 		t.Fatalf("sink rows %d, duplicates %d, missing %d; want 180, 0, 0", rows, dups, missing)
+	}
+}
+
+// sinkTally counts the rows of table sink, the (pid, seq) pairs it holds
+// more than once, and the events of the streams named prefix… that it
+// lacks.
+func sinkTally(t *testing.T, pool *pgxpool.Pool, prefix string) (rows, dups, missing int) {
+	t.Helper()
+	err := pool.QueryRow(t.Context(), `SELECT
+  (SELECT count(*) FROM sink),
+  (SELECT count(*) FROM (SELECT 1 FROM sink GROUP BY pid, seq HAVING count(*) > 1) d),
+  (SELECT count(*) FROM journal e WHERE starts_with(e.persistence_id, $1)
+      AND NOT EXISTS (SELECT 1 FROM sink s WHERE s.pid = e.persistence_id AND s.seq = e.sequence_nr))`, prefix).Scan(&rows, &dups, &missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, dups, missing
+}
+
+// PublishTx through a connection that dies right after a COMMIT reached
+// the server: the transaction committed, its reply was lost. The relay
+// runs the batch's transaction again, which finds the first one committed
+// (ErrRetryTx) and goes on from the offsets: Run does not stop, and every
+// event has exactly one sink row.
+func TestExactlyOnceSinkCommitReplyLost(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	if _, err := db.Pool.Exec(t.Context(), `CREATE TABLE sink (id bigserial PRIMARY KEY, pid text NOT NULL, seq bigint NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	appendEvents(t, pgjournal.New(db.Pool), want, streams("lost", 4), 1, 12)
+	pool, proxy := faultproxy.Pool(t, db, db.URL, nil)
+	publishTx := func(ctx context.Context, tx pgx.Tx, events []journal.Event) error {
+		for _, ev := range events {
+			if _, err := tx.Exec(ctx, `INSERT INTO sink (pid, seq) VALUES ($1, $2)`, ev.PersistenceID, int64(ev.SequenceNr)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	proxy.DropReplyAfter([]byte("commit"))
+	r := start(t, relay.Config{Pool: pool, Outbox: "lost", PublishTx: publishTx, BatchSize: 4})
+	eventually(t, "the relay catches up", func() bool { return r.Stats().IdlePasses > 0 })
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run = %v, want nil (the lost reply handled)", err)
+	}
+	if proxy.Dropped.Load() != 1 {
+		t.Fatalf("the proxy dropped %d replies; the fault did not happen", proxy.Dropped.Load())
+	}
+	rows, dups, missing := sinkTally(t, db.Pool, "lost-")
+	st := r.Stats()
+	t.Logf("sink rows %d, duplicates %d, missing %d; stats %+v", rows, dups, missing, st)
+	if rows != 48 || dups != 0 || missing != 0 || st.Leaderships != 1 {
+		t.Fatalf("sink rows %d, duplicates %d, missing %d, leaderships %d; want 48, 0, 0, 1", rows, dups, missing, st.Leaderships)
 	}
 }
 
