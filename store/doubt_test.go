@@ -63,6 +63,31 @@ func TestNoChangeAfterWriteInDoubt(t *testing.T) {
 	}
 }
 
+// A change that changes nothing, while a write in doubt did not commit,
+// writes the unchanged snapshot at that write's number: the doubt is over
+// for good (the write, had it still been committing, would have been
+// waited for and adopted instead), and nothing else changes.
+func TestNoChangeAfterWriteInDoubtNotCommitted(t *testing.T) {
+	t.Parallel()
+	j := journal.NewMemory()
+	s := open(t, j, "doubt")
+	save(t, s, map[string]uint64{"a": 1})
+	inDoubtSaveTx(t, s, journal.NewMemory(), map[string]uint64{"b": 7}) // its rows never reach j
+	if err := s.Forget(t.Context(), "zzz"); err != nil {
+		t.Fatalf("Forget of an unknown key while in doubt: %v", err)
+	}
+	if got := s.SequenceNr(); got != 2 {
+		t.Fatalf("SequenceNr = %d, want 2 (the unchanged snapshot took the number in doubt)", got)
+	}
+	if st := s.Stats(); st.Adopted != 0 {
+		t.Fatalf("Adopted = %d, want 0", st.Adopted)
+	}
+	wantOffsets(t, load(t, open(t, j, "doubt")), map[string]uint64{"a": 1})
+	if err := s.Forget(t.Context(), "zzz"); err != nil || s.SequenceNr() != 2 {
+		t.Fatalf("a second Forget of nothing = %v at %d, want nil and nothing written", err, s.SequenceNr())
+	}
+}
+
 // A commit that commits and then panics leaves the save in doubt: the
 // next write adopts the row as the store's own instead of taking it for
 // another writer's.

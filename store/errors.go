@@ -40,9 +40,12 @@ var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 // its snapshot may have committed (a COMMIT whose reply was lost with its
 // connection, a SaveTx whose commit returned an error). Load does not show
 // it. The next write of the store settles it, adopting the snapshot when
-// its row is there, so running the same work again is safe: a SaveTx
-// whose earlier transaction did commit fails with ErrRetryTx, before its
-// commit, and a Save builds on top of the adopted snapshot.
+// its row is there, so running the same work again from Load is safe: a
+// SaveTx whose earlier transaction did commit fails with ErrRetryTx,
+// before its commit, and a Save builds on top of the adopted snapshot.
+// When another goroutine's write of the store settled it first, Load
+// already shows it: a SaveTx of offsets it covers changes nothing and
+// commits the caller's writes, so run again only what lies above Load.
 var ErrInDoubt = errors.New("store: write in doubt")
 
 // inDoubt marks err, the error of a write whose outcome is unknown, as

@@ -33,7 +33,7 @@ var ErrRetryTx = errors.New("store: an earlier transaction of this store committ
 //   - A commit whose outcome is unknown (the connection died during
 //     COMMIT) is a write in doubt: the error matches ErrInDoubt, and the
 //     next write of the store resolves it, as a lost acknowledgement.
-//     Running the transaction again is safe.
+//     Running the transaction again from Load is safe (see ErrInDoubt).
 //   - Another writer's snapshot at the sequence number: an error matching
 //     ErrFenced, returned before commit is called. The caller rolls back,
 //     and its own writes vanish with the offsets. The store stays fenced.

@@ -58,9 +58,10 @@ func ExampleStore_SaveTx() {
 		// with its sink row. Stop, and stand by.
 		fmt.Println("fenced:", err)
 	case errors.Is(err, store.ErrInDoubt):
-		// The commit's reply was lost: run the transaction again. Load is
-		// never ahead of what committed, and that run settles the doubt
-		// (ErrRetryTx, before its commit, if the first one committed).
+		// The commit's reply was lost: run again what lies above Load.
+		// Load is never ahead of what committed, and that run settles the
+		// doubt (ErrRetryTx, before its commit, if the first one
+		// committed).
 		fmt.Println("run again:", err)
 	default:
 		// Rolled back: retry later.

@@ -12,8 +12,9 @@ import (
 )
 
 // change runs build on an edit of the current snapshot and writes the
-// result. build leaves the edit unchanged when nothing changes; an error
-// of build fails the call before anything is written. build may run twice:
+// result. build leaves the edit unchanged when nothing changes, and then
+// nothing is written unless a write of this store is in doubt (see
+// below); an error of build fails the call before anything is written. build may run twice:
 // again on the adopted snapshot when an earlier write of this store turns
 // out to have committed.
 func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit) error) error {
@@ -30,19 +31,16 @@ func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit)
 		if err := build(e); err != nil {
 			return wrapOp(op, s.outbox, err)
 		}
-		if !e.Changed() {
-			// Nothing to write against the snapshot held; but a write of
-			// this store in doubt may have committed a newer one, which a
-			// Forget or Rewind must apply to instead.
-			adopted, err := s.settleDoubt(ctx, op)
-			if err != nil || !adopted {
-				return err
-			}
-			if attempt > 0 {
-				return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, s.seq)
-			}
-			continue
+		if !e.Changed() && !s.doubtAt(s.seq+1) {
+			return nil
 		}
+		// Changed; or unchanged against the snapshot held while a write of
+		// this store is in doubt at the next number, which may have
+		// committed a newer one that a Forget or Rewind must apply to. The
+		// unchanged snapshot is written then: it conflicts with that write
+		// if it committed (adopted, and the change built again on top of
+		// it), waiting for it if it is still committing; otherwise it takes
+		// the number, and the doubt is over.
 		w := s.newWrite(s.seq+1, e)
 		if err := s.ready(ctx, op, w); err != nil {
 			return err
@@ -64,30 +62,8 @@ func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit)
 	}
 }
 
-// settleDoubt reads, before a change that writes nothing, the row where a
-// write of this store is in doubt. That change was built on the snapshot
-// before the write; if the write committed, it is adopted (adopted true)
-// and the change must be built again on top of it: a Forget of a key the
-// write added, or a Rewind to the values before it, would otherwise return
-// nil and change nothing. A row that is not there now is left to the
-// conflict of the next write that has something to write.
-func (s *Store) settleDoubt(ctx context.Context, op string) (adopted bool, err error) {
-	seq := s.seq + 1
-	if len(s.doubt) == 0 || s.doubtSeq != seq {
-		return false, nil
-	}
-	ev, ok, err := s.readAt(ctx, seq)
-	if err != nil {
-		return false, fmt.Errorf("store: %s %q: nothing written; an earlier write at %d is in doubt, and reading it failed: %w", op, s.outbox, seq, err)
-	}
-	if !ok || ev.WriterUUID != s.cfg.writer || !s.inDoubt(seq, ev.Payload) {
-		return false, nil
-	}
-	if err := s.adoptInDoubt(ctx, op, ev); err != nil {
-		return false, err
-	}
-	return true, nil
-}
+// doubtAt reports whether a write of this store is in doubt at seq.
+func (s *Store) doubtAt(seq uint64) bool { return len(s.doubt) > 0 && s.doubtSeq == seq }
 
 // acquire takes the writer's semaphore, or gives up when ctx is done
 // first, and fails on a fenced store. release gives the semaphore back.

@@ -255,7 +255,16 @@ func (s *txSink) publish(ctx context.Context, pid string, events []journal.Event
 		// The commit's outcome is unknown (its reply was lost with the
 		// connection): run the transaction again, once. If the first one
 		// committed, SaveTx finds it and returns ErrRetryTx before this
-		// one commits; otherwise this one publishes the batch.
+		// one commits; otherwise this one publishes the batch. (Nothing
+		// else writes this store meanwhile, so Load cannot cover the batch
+		// already; checked all the same, as ErrInDoubt asks.)
+		offsets, lerr := s.st.Load(ctx)
+		if lerr != nil {
+			return 0, lerr
+		}
+		if offsets[pid] >= last {
+			return offsets[pid], nil
+		}
 		err = s.commit(ctx, pid, events, last)
 	}
 	switch {
