@@ -9,7 +9,9 @@ import (
 
 // Save merges offsets into the stored ones and writes the result as a new
 // snapshot. Offsets only move forward: a value lower than the stored one is
-// ignored. A Save that changes nothing writes nothing. Save returns nil only
+// ignored. A Save that changes nothing writes nothing, unless a write of
+// this store is in doubt (ErrInDoubt): then it writes the snapshot it holds
+// at that write's number, which settles the doubt. Save returns nil only
 // once the snapshot is committed. A key that is not valid fails the whole
 // call with ErrInvalidKey before anything is written.
 //
