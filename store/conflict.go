@@ -120,7 +120,7 @@ func (s *Store) fenceAhead(ctx context.Context, op string, w *write, e *aheadErr
 // inDoubt reports whether payload is one of this store's writes in doubt
 // at seq.
 func (s *Store) inDoubt(seq uint64, payload []byte) bool {
-	if s.doubtSeq != seq || len(s.doubt) == 0 {
+	if !s.doubtAt(seq) {
 		return false
 	}
 	_, mine := s.doubt[sha256.Sum256(payload)]

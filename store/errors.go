@@ -48,9 +48,9 @@ var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 // commits the caller's writes, so run again only what lies above Load.
 var ErrInDoubt = errors.New("store: write in doubt")
 
-// inDoubt marks err, the error of a write whose outcome is unknown, as
+// markInDoubt marks err, the error of a write whose outcome is unknown, as
 // matching ErrInDoubt.
-func inDoubt(err error) error { return &inDoubtError{err} }
+func markInDoubt(err error) error { return &inDoubtError{err} }
 
 type inDoubtError struct{ err error }
 

@@ -107,7 +107,7 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 		// acknowledgement is (adopted when its row is there).
 		s.addDoubt(w.seq, w.ev.Payload)
 		settled = true
-		return inDoubt(fmt.Errorf("store: %s %q: commit of snapshot %d failed; in doubt, the next write adopts it if it committed: %w", op, s.outbox, w.seq, err))
+		return markInDoubt(fmt.Errorf("store: %s %q: commit of snapshot %d failed; in doubt, the next write adopts it if it committed: %w", op, s.outbox, w.seq, err))
 	}
 	s.commit(w, false)
 	s.maybePrune(ctx)
@@ -156,11 +156,13 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 // transaction's snapshot (journal.ErrUnverified: REPEATABLE READ or
 // SERIALIZABLE, whose snapshot may predate a peer's saves and prune), or
 // not at all (a journal without AppendNext). A head at or above w, which
-// the transaction's own row is not part of (unless it is w's own row), is
-// another writer's, and the store is fenced. No writer can get above w later: its row at w.seq
-// waits on the transaction's (and the stream's lock, where AppendNext
-// took it), and a row of another writer that was at w.seq and is gone was
-// pruned below a newer one, already committed when the head is read.
+// the transaction's own row is not part of, is another writer's, and the
+// store is fenced; w's own row there is a tx that writes outside the
+// caller's transaction, refused as an invalid argument. No writer can get
+// above w later: its row at w.seq waits on the transaction's (and the
+// stream's lock, where AppendNext took it), and a row of another writer
+// that was at w.seq and is gone was pruned below a newer one, already
+// committed when the head is read.
 func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
 	// The transaction's own row is not part of the head read outside it:
 	// a head at w.seq is already another writer's.

@@ -14,9 +14,9 @@ import (
 // change runs build on an edit of the current snapshot and writes the
 // result. build leaves the edit unchanged when nothing changes, and then
 // nothing is written unless a write of this store is in doubt (see
-// below); an error of build fails the call before anything is written. build may run twice:
-// again on the adopted snapshot when an earlier write of this store turns
-// out to have committed.
+// below); an error of build fails the call before anything is written.
+// build may run twice: again on the adopted snapshot when an earlier write
+// of this store turns out to have committed.
 func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit) error) error {
 	release, err := s.acquire(ctx, op)
 	if err != nil {
@@ -179,7 +179,7 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		h, herr := journal.ReadHead(ctx, s.j, s.pid)
 		if herr != nil {
 			s.addDoubt(w.seq, w.ev.Payload)
-			return false, inDoubt(fmt.Errorf("store: %s %q: snapshot %d was appended, but reading the stream's head to check it failed (in doubt; it is checked at the next write): %w", op, s.outbox, w.seq, herr))
+			return false, markInDoubt(fmt.Errorf("store: %s %q: snapshot %d was appended, but reading the stream's head to check it failed (in doubt; it is checked at the next write): %w", op, s.outbox, w.seq, herr))
 		}
 		if h.Highest > w.seq {
 			return false, s.fenceAhead(ctx, op, w, &aheadError{head: h})
@@ -202,7 +202,7 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 	if s.committedDespite(ctx, w, err) {
 		return false, nil
 	}
-	return false, inDoubt(fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err))
+	return false, markInDoubt(fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err))
 }
 
 // isOwnHead reports whether h is w's row: the newest, at w.seq, written by

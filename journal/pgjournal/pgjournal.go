@@ -383,7 +383,8 @@ func (j *Journal) Append(ctx context.Context, events ...journal.Event) error {
 // one taken after the lock: AppendNext then appends the event, if the
 // check passes, and returns an error matching journal.ErrUnverified, so
 // that the caller checks the stream's head through another connection
-// before it commits (the offset store's SaveTx does).
+// before it commits (the offset store's SaveTx does). WithCitus it does so
+// at those levels on any handle (see the package documentation).
 func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if err := journal.ValidateEvent(ev); err != nil {
 		return err
@@ -456,7 +457,7 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	if err := j.db.QueryRow(ctx, sqlIsolation).Scan(&isolation); err != nil {
 		return tag, nil, err
 	}
-	if isolation != "repeatable read" && isolation != "serializable" {
+	if !snapshotBeforeLock(isolation) {
 		return tag, nil, nil // the stream is ahead
 	}
 	if pool, ok := j.db.(*pgxpool.Pool); ok {
@@ -495,6 +496,14 @@ func (j *Journal) insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, e
 // sqlIsolation reads the transaction's isolation level.
 const sqlIsolation = `SELECT current_setting('transaction_isolation')`
 
+// snapshotBeforeLock reports whether a transaction at isolation (a value
+// of current_setting('transaction_isolation')) reads one snapshot for all
+// its statements, so that a check after the stream's lock may read rows
+// as they were before it: REPEATABLE READ and SERIALIZABLE.
+func snapshotBeforeLock(isolation string) bool {
+	return isolation == "repeatable read" || isolation == "serializable"
+}
+
 // insertNextCitus is insertNext WithCitus: the lock, the check and the
 // plain insert in one batch.
 func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Event, tags []string) (tag pgconn.CommandTag, checked, err error) {
@@ -522,7 +531,7 @@ func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Ev
 	if tag, err = br.Exec(); err != nil {
 		return tag, nil, err
 	}
-	if isolation == "repeatable read" || isolation == "serializable" {
+	if snapshotBeforeLock(isolation) {
 		// Appended under the lock, but checked against a snapshot that may
 		// be older than it. Close first: in an implicit transaction the
 		// commit's outcome comes with the end of the batch, and an insert
