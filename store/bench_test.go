@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxkit/offsetstore/codec"
@@ -84,15 +85,37 @@ func (sb *saveBench) storeSide(name string, offsets func() map[string]uint64, se
 	}}
 }
 
+// execer is a pool or a transaction, for insertRaw.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// insertRaw inserts the store's bytes as the next row of stream "raw" of
+// the same table through db, as pgjournal's single-row insert does.
+func (sb *saveBench) insertRaw(ctx context.Context, db execer) error {
+	sb.rawSeq++
+	_, err := db.Exec(ctx, `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+		VALUES ($1, $2, $3, $4, $5, $6)`, "raw", sb.rawSeq, sb.payload, codec.Manifest, "raw-writer", []string{store.Tag})
+	return err
+}
+
 // rawSide inserts the store's bytes as a new row of the same table, one
-// statement in autocommit, as pgjournal's single-row insert does.
+// statement in autocommit.
 func (sb *saveBench) rawSide() benchratio.Side {
 	return benchratio.Side{Name: "raw-insert", Op: func(ctx context.Context) error {
-		sb.rawSeq++
-		_, err := sb.db.Pool.Exec(ctx, `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
-			VALUES ($1, $2, $3, $4, $5, $6)`, "raw", sb.rawSeq, sb.payload, codec.Manifest, "raw-writer", []string{store.Tag})
-		return err
+		return sb.insertRaw(ctx, sb.db.Pool)
 	}}
+}
+
+// clonedKeys returns the keys of m in order, each a copy, as the keys
+// Save's walk reads from its snapshot are: a key sharing the map's bytes
+// would compare equal without reading them.
+func clonedKeys(m map[string]uint64) []string {
+	keys := slices.Sorted(maps.Keys(m))
+	for i, k := range keys {
+		keys[i] = strings.Clone(k)
+	}
+	return keys
 }
 
 // BenchmarkSaveEveryKeyMoves is the relay's hard case: every key of the
@@ -266,13 +289,7 @@ func BenchmarkSaveCPU(b *testing.B) {
 			if err := s.Save(ctx, all); err != nil {
 				b.Fatal(err)
 			}
-			// The floor's keys are copies, as the keys Save reads from its
-			// snapshot are: a key sharing the map's bytes would compare
-			// equal without reading them.
-			keys := slices.Sorted(maps.Keys(all))
-			for i, k := range keys {
-				keys[i] = strings.Clone(k)
-			}
+			keys := clonedKeys(all)
 			v := uint64(n)
 			save := benchratio.Side{Name: "store-save", Setup: func() error {
 				v++
@@ -362,10 +379,7 @@ func BenchmarkSaveTx(b *testing.B) {
 		}
 		return write(tx)
 	}
-	keys := slices.Sorted(maps.Keys(sb.all))
-	for i, k := range keys {
-		keys[i] = strings.Clone(k) // as the keys the walk reads from its snapshot
-	}
+	keys := clonedKeys(sb.all)
 	var sum uint64
 	looked := false
 	lookups := func() {
@@ -375,9 +389,7 @@ func BenchmarkSaveTx(b *testing.B) {
 		}
 	}
 	rawInsert := func(ctx context.Context, tx pgx.Tx) error {
-		sb.rawSeq++
-		if _, err := tx.Exec(ctx, `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
-				VALUES ($1, $2, $3, $4, $5, $6)`, "raw", sb.rawSeq, sb.payload, codec.Manifest, "raw-writer", []string{store.Tag}); err != nil {
+		if err := sb.insertRaw(ctx, tx); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
