@@ -120,7 +120,9 @@ func (c *committerConfig) validate() error {
 //
 // A Committer is safe for concurrent use. Close it: a Committer that
 // becomes unreachable without Close stops its goroutine, and what it had
-// not saved is lost, as in a crash.
+// not saved is lost, as in a crash. A handle is reachable while one of its
+// methods runs, so a Close or Flush that is the handle's last use is never
+// cut short by that cleanup.
 type Committer struct {
 	c *committer
 }
@@ -309,6 +311,10 @@ func (c *Committer) Track(key string, seq uint64) error {
 // returns its error and the committer retries it as usual; when ctx ends
 // first, Flush returns ctx's error and the save goes on in the background.
 func (c *Committer) Flush(ctx context.Context) error {
+	// The handle stays reachable until Flush returns: its cleanup, which
+	// abandons the goroutine of a dropped committer, must not cancel the
+	// save this call waits for when the call is the handle's last use.
+	defer runtime.KeepAlive(c)
 	in := c.c
 	in.mu.Lock()
 	err := in.stopErr
@@ -340,6 +346,7 @@ func (c *Committer) Flush(ctx context.Context) error {
 // included; after a permanent save error, every call, Close included,
 // returns that error.
 func (c *Committer) Close(ctx context.Context) error {
+	defer runtime.KeepAlive(c) // as in Flush: the final save is this call's
 	in := c.c
 	in.mu.Lock()
 	if in.closed {

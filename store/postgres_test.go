@@ -72,7 +72,7 @@ func TestLostAckOnPostgres(t *testing.T) {
 			}
 			save(t, s, map[string]uint64{"a": 1})
 			proxy.DropReplyAfter([]byte(writer))
-			fj.FailReplay.Store(1)
+			fj.FailLast.Store(1)
 			err = s.Save(ctx, map[string]uint64{"a": 2})
 			if err == nil || errors.Is(err, store.ErrFenced) {
 				t.Fatalf("Save with a cut connection = %v, want a connection error", err)

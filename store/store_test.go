@@ -633,7 +633,7 @@ func testLostAckAdoptedAtNextWrite(t *testing.T, fj *faultjournal.Journal, j jou
 	s := open(t, j, "ack2")
 	save(t, s, map[string]uint64{"a": 1})
 	fj.FailAfterCommit.Store(1)
-	fj.FailReplay.Store(1) // the read-back fails too
+	fj.FailLast.Store(1) // the read-back fails too
 	if err := s.Save(t.Context(), map[string]uint64{"a": 2}); err == nil {
 		t.Fatal("Save with a lost acknowledgement and a failed read-back returned nil")
 	}
@@ -656,7 +656,7 @@ func testLostAckThenFailedWrite(t *testing.T, fj *faultjournal.Journal, j journa
 	s := open(t, j, "doubt")
 	save(t, s, map[string]uint64{"a": 1})
 	fj.FailAfterCommit.Store(1)
-	fj.FailReplay.Store(1)
+	fj.FailLast.Store(1)
 	if err := s.Save(ctx, map[string]uint64{"a": 2}); err == nil { // committed, reply lost
 		t.Fatal("Save returned nil")
 	}
@@ -676,7 +676,7 @@ func testLostAckThenFailedWrite(t *testing.T, fj *faultjournal.Journal, j journa
 func testRetriedSaveAfterLostAck(t *testing.T, fj *faultjournal.Journal, j journal.Journal) {
 	s := open(t, j, "ack3")
 	fj.FailAfterCommit.Store(1)
-	fj.FailReplay.Store(1)
+	fj.FailLast.Store(1)
 	if err := s.Save(t.Context(), map[string]uint64{"a": 2}); err == nil {
 		t.Fatal("Save returned nil")
 	}

@@ -212,14 +212,17 @@ func (s *Store) isOwnHead(h journal.Head, w *write) bool {
 		h.Last.WriterUUID == s.cfg.writer && bytes.Equal(h.Last.Payload, w.ev.Payload)
 }
 
-// committedDespite reads the row at w.seq after a write whose outcome is
-// unknown, and adopts w when the row is w's own, byte for byte.
+// committedDespite reads the stream's head after a write whose outcome is
+// unknown, and adopts w when the head is w's own row, byte for byte. The
+// row alone is not enough: on a journal without AppendNext a row of this
+// store may lie under another writer's newer snapshot, where no Open
+// loads it.
 func (s *Store) committedDespite(ctx context.Context, w *write, cause error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	ev, ok, err := s.readAt(ctx, w.seq)
-	if err != nil || !ok || ev.WriterUUID != s.cfg.writer || !bytes.Equal(ev.Payload, w.ev.Payload) {
+	h, err := journal.ReadHead(ctx, s.j, s.pid)
+	if err != nil || !s.isOwnHead(h, w) {
 		return false
 	}
 	s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: write committed despite an error; adopted",

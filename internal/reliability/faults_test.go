@@ -269,7 +269,7 @@ func runDroppedReply(t *testing.T, d droppedReply) {
 		} else {
 			// The read-back fails too: the save reports an error, and the
 			// next one finds the row, adopts it and writes on top.
-			fj.FailReplay.Store(1)
+			fj.FailLast.Store(1)
 			err := s.Save(ctx, m)
 			if err == nil || isFenced(err) {
 				t.Fatalf("round %d: Save with a dropped reply and a failed read-back = %v, want a plain error", i, err)
@@ -316,7 +316,7 @@ func TestLostAckThenFailedRetry(t *testing.T) {
 
 	// 1. Committed, reply dropped, read-back fails.
 	proxy.DropReplyAfter([]byte(writer))
-	fj.FailReplay.Store(1)
+	fj.FailLast.Store(1)
 	if err := s.Save(ctx, map[string]uint64{"a": 2}); err == nil || isFenced(err) {
 		t.Fatalf("save 1 = %v, want a plain error", err)
 	}
@@ -325,7 +325,7 @@ func TestLostAckThenFailedRetry(t *testing.T) {
 	}
 	// 2. The server cannot be reached: nothing is written.
 	fj.FailBeforeCommit.Store(1)
-	fj.FailReplay.Store(1)
+	fj.FailLast.Store(1)
 	if err := s.Save(ctx, map[string]uint64{"b": 1}); err == nil || isFenced(err) {
 		t.Fatalf("save 2 = %v, want a plain error", err)
 	}
