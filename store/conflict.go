@@ -89,7 +89,7 @@ func (s *Store) adoptInDoubt(ctx context.Context, op string, ev journal.Event) e
 	}
 	s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
 		slog.String("outbox", s.outbox), slog.Uint64("seq", ev.SequenceNr))
-	s.advance(ev.SequenceNr, true, func() { s.snap = snap })
+	s.advance(ev.SequenceNr, true, Info{WrittenAt: ev.WrittenAt, Writer: ev.WriterUUID, Mode: s.cfg.mode()}, func() { s.snap = snap })
 	return nil
 }
 

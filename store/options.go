@@ -24,6 +24,7 @@ type config struct {
 	writer     string
 	logger     *slog.Logger
 	noPrune    bool
+	observe    func(WriteEvent)
 }
 
 // WithRetention keeps the newest keep snapshots of the outbox and prunes
@@ -54,6 +55,9 @@ func WithWriterID(id string) Option { return func(c *config) { c.writer = id } }
 // hand: a prune that failed and will be retried, a lost acknowledgement
 // that was adopted, fencing. Defaults to discarding.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// mode is the mode the store writes in.
+func (c *config) mode() Mode { return ModeFull }
 
 func (c *config) validate() error {
 	if c.keep < 1 {

@@ -23,6 +23,9 @@ func (s *Store) loadState(seq uint64, last *journal.Event) error {
 		return err
 	}
 	s.snap, s.seq = snap, seq
+	if last != nil {
+		s.info = Info{WrittenAt: last.WrittenAt, Writer: last.WriterUUID}
+	}
 	return nil
 }
 

@@ -70,6 +70,7 @@ type Store struct {
 
 	fenced *FencedError
 	stats  Stats
+	info   Info // of the newest row, but SequenceNr and Keys (seq, snap)
 }
 
 // Stats counts what a store did since Open.

@@ -54,8 +54,10 @@ var ErrRetryTx = errors.New("store: an earlier transaction of this store committ
 // store's own journal uses (or bound them below its size): otherwise the
 // write holding the store may wait for a connection that only the
 // transactions waiting behind it can give back. ctx bounds the wait.
-func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[string]uint64, commit func(context.Context) error) error {
+func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[string]uint64, commit func(context.Context) error) (err error) {
 	const op = "save in transaction"
+	o := s.startObserving()
+	defer func() { s.finishObserving(o, op, err) }()
 	if tx == nil || commit == nil {
 		return fmt.Errorf("store: %s %q: %w", op, s.outbox, &journal.InvalidArgumentError{Field: "transaction", Reason: "tx and commit must not be nil"})
 	}
@@ -79,6 +81,7 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 	if err := s.ready(ctx, op, w); err != nil {
 		return err
 	}
+	o.sending(w)
 	if err = appendInTx(ctx, tx, w); err != nil {
 		if !errors.Is(err, journal.ErrUnverified) {
 			return s.txAppendFailed(ctx, op, w, err)

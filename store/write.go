@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
@@ -17,7 +18,9 @@ import (
 // below); an error of build fails the call before anything is written.
 // build may run twice: again on the adopted snapshot when an earlier write
 // of this store turns out to have committed.
-func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit) error) error {
+func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit) error) (err error) {
+	o := s.startObserving()
+	defer func() { s.finishObserving(o, op, err) }()
 	release, err := s.acquire(ctx, op)
 	if err != nil {
 		return err
@@ -45,6 +48,7 @@ func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit)
 		if err := s.ready(ctx, op, w); err != nil {
 			return err
 		}
+		o.sending(w)
 		retry, err := s.settle(ctx, op, w, s.appendTo(ctx, s.j, s.next, w))
 		if err != nil {
 			return err
@@ -88,6 +92,7 @@ func (s *Store) acquire(ctx context.Context, op string) (release func(), err err
 // and the event that carries it.
 type write struct {
 	seq  uint64
+	kind RowKind
 	edit *codec.Edit
 	ev   journal.Event
 }
@@ -233,17 +238,17 @@ func (s *Store) committedDespite(ctx context.Context, w *write, cause error) boo
 
 // commit records w as durable: its edit becomes the current snapshot.
 func (s *Store) commit(w *write, adopted bool) {
-	s.advance(w.seq, adopted, func() { w.edit.Commit() })
+	s.advance(w.seq, adopted, Info{WrittenAt: time.Now(), Writer: s.cfg.writer, Kind: w.kind, Mode: s.cfg.mode()}, func() { w.edit.Commit() })
 }
 
 // advance records the snapshot at seq as durable; update makes it s.snap
 // and runs under mu.
-func (s *Store) advance(seq uint64, adopted bool, update func()) {
+func (s *Store) advance(seq uint64, adopted bool, info Info, update func()) {
 	s.doubt = nil
 	s.saves++
 	s.mu.Lock()
 	update()
-	s.seq = seq
+	s.seq, s.info = seq, info
 	s.stats.Writes++
 	if adopted {
 		s.stats.Adopted++
