@@ -46,6 +46,30 @@
 // str::from_utf8: no surrogate halves, no overlong forms, nothing above
 // U+10FFFF.
 //
+// # Deltas
+//
+// A store in incremental mode writes, between full snapshots, deltas: the
+// change of the map since the row before, as the payload of a row whose
+// manifest is [DeltaManifest]:
+//
+//	12 bytes  magic ff ff ff ff 04 00 00 00 ff 44 4c 54
+//	u8        version (1)
+//	u64       base: the sequence number of the row the delta applies to
+//	u64       root: the sequence number of the full snapshot its chain starts from
+//	u32       set count,     set count × { u32 key_len, key, u64 value }
+//	u32       removed count, removed count × { u32 key_len, key }
+//
+// Keys are UTF-8 and ascending in each list, each once, and no key is both
+// set and removed, so a delta has one encoding. The magic makes the full
+// format's [Decode] refuse every delta whatever its length — read as a
+// snapshot it announces 2^32−1 entries, the first with a key that is not
+// UTF-8 — so no reader of full snapshots (the original Rust one, earlier
+// versions of this package) ever loads a delta as the whole map.
+// [EncodeDelta] writes a delta, [ParseDelta] reads one strictly, without a
+// map, and [DecodeDelta] into a [Delta]; faults are [*DecodeError]s with
+// Delta set. Only Go writes deltas: the original format's readers read an
+// outbox only while it is written in full mode.
+//
 // # Compatibility
 //
 // The format is byte-compatible with the original Rust implementation,

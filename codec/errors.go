@@ -33,6 +33,30 @@ var (
 	ErrDuplicateKey = errors.New("codec: duplicate key")
 )
 
+// Delta decode faults (ParseDelta and DecodeDelta), besides the ones above,
+// which a delta can have too. Each comes in a *DecodeError whose Delta is
+// true.
+var (
+	// ErrNotDelta: the payload does not start as a delta does (a full
+	// snapshot, or anything else).
+	ErrNotDelta = errors.New("codec: not a delta")
+
+	// ErrUnknownVersion: a delta of a version this package does not read.
+	ErrUnknownVersion = errors.New("codec: unknown delta version")
+
+	// ErrUnsorted: the keys of a delta's list are not in ascending byte
+	// order, as every delta this package writes has them.
+	ErrUnsorted = errors.New("codec: delta keys out of order")
+
+	// ErrSetAndRemoved: a key both set and removed by one delta. Encoding
+	// such a delta fails with it too, in an *EncodeError.
+	ErrSetAndRemoved = errors.New("codec: key both set and removed")
+
+	// ErrBadBase: a delta's Base or Root is 0, or its Root is above its
+	// Base. Encoding such a delta fails with it too, in an *EncodeError.
+	ErrBadBase = errors.New("codec: delta base out of range")
+)
+
 // ErrInvalidUTF8 reports a key that is not valid UTF-8. Decode reports it
 // in a *DecodeError (matching ErrCorrupt too); Encode and AppendEncode report
 // it in an *EncodeError, because the original decoder rejects the whole
@@ -58,6 +82,10 @@ var (
 // DecodeError reports where Decode found a payload at fault. It matches
 // ErrCorrupt and, through Unwrap, its Err.
 type DecodeError struct {
+	// Delta is true for a fault of a delta payload (ParseDelta,
+	// DecodeDelta), false for one of a full snapshot (Decode).
+	Delta bool
+
 	// Offset is the byte offset, from the start of the payload, of the
 	// field at fault: the count header for ErrCountTooLarge, the field the
 	// payload ends in for ErrTruncated, the first extra byte for
@@ -73,18 +101,24 @@ type DecodeError struct {
 	// itself is truncated.
 	Count uint32
 
-	// Key is the key at fault for ErrInvalidUTF8 and ErrDuplicateKey, and
-	// empty otherwise.
+	// Key is the key at fault for ErrInvalidUTF8, ErrDuplicateKey,
+	// ErrUnsorted and ErrSetAndRemoved, and empty otherwise.
 	Key string
 
 	// Err is the specific sentinel: ErrTruncated, ErrTrailingBytes,
-	// ErrCountTooLarge, ErrDuplicateKey or ErrInvalidUTF8.
+	// ErrCountTooLarge, ErrDuplicateKey or ErrInvalidUTF8; for a delta
+	// also ErrNotDelta, ErrUnknownVersion, ErrUnsorted, ErrSetAndRemoved
+	// or ErrBadBase.
 	Err error
 }
 
 func (e *DecodeError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "codec: corrupt offset snapshot at byte %d", e.Offset)
+	what := "snapshot"
+	if e.Delta {
+		what = "delta"
+	}
+	fmt.Fprintf(&b, "codec: corrupt offset %s at byte %d", what, e.Offset)
 	if e.Entry >= 0 {
 		fmt.Fprintf(&b, " (entry %d of %d)", e.Entry, e.Count)
 	}
@@ -93,7 +127,7 @@ func (e *DecodeError) Error() string {
 	switch e.Err {
 	case ErrCountTooLarge:
 		fmt.Fprintf(&b, " (count %d)", e.Count)
-	case ErrInvalidUTF8, ErrDuplicateKey:
+	case ErrInvalidUTF8, ErrDuplicateKey, ErrUnsorted, ErrSetAndRemoved:
 		b.WriteString(": ")
 		b.WriteString(quoteKey(e.Key))
 	}
@@ -126,6 +160,8 @@ func (e *EncodeError) Error() string {
 		return "codec: encode key " + quoteKey(e.Key) + ": " + reason(e.Err)
 	case ErrKeyTooLong:
 		return fmt.Sprintf("codec: encode key %s (%d bytes): %s", quoteKey(e.Key), len(e.Key), reason(e.Err))
+	case ErrSetAndRemoved:
+		return "codec: encode delta key " + quoteKey(e.Key) + ": " + reason(e.Err)
 	}
 	return "codec: encode: " + reason(e.Err)
 }
