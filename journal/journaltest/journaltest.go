@@ -33,6 +33,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		{"Isolation", RunIsolation},
 		{"Context", RunContext},
 		{"Concurrency", RunConcurrency},
+		{"ChainFallback", RunChainFallback},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -46,6 +47,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 	_, head := probe.(journal.HeadReader)
 	_, lister := probe.(journal.StreamLister)
 	_, highest := probe.(journal.HighestReader)
+	_, chain := probe.(journal.ChainReader)
 	optional := []struct {
 		name string
 		has  bool
@@ -55,6 +57,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		{"Head", head, RunHead},
 		{"StreamLister", lister, RunStreamLister},
 		{"HighestReader", highest, RunHighestReader},
+		{"ChainReader", chain, RunChainReader},
 	}
 	for _, g := range optional {
 		if !g.has {

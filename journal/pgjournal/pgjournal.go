@@ -138,6 +138,7 @@ type statements struct {
 	sqlHead            string
 	sqlDelete          string
 	sqlMarkDeleted     string
+	sqlChain           string
 }
 
 var (
@@ -294,6 +295,7 @@ SELECT p, s, b, m, w, g::text[]
        AND sequence_nr < (SELECT nr FROM highest)
 )
 SELECT nr FROM highest`
+	st.sqlChain = chainSQL(t)
 	st.sqlMarkDeleted = `UPDATE ` + t + ` SET deleted = true
  WHERE persistence_id = $1 AND sequence_nr = $2 AND NOT deleted`
 	return st
