@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"iter"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -85,10 +86,20 @@ func (s *Snapshot) All() iter.Seq2[string, uint64] {
 }
 
 // Map returns the snapshot as a new map, the same as Decode(s.Payload()).
+// It reads the payload front to back, as Decode does, and its keys share
+// one string allocation.
 func (s *Snapshot) Map() map[string]uint64 {
 	m := make(map[string]uint64, len(s.index))
-	for k, pos := range s.index {
-		m[k] = binary.LittleEndian.Uint64(s.payload[pos:])
+	var keys strings.Builder
+	keys.Grow(len(s.payload) - countSize - len(s.index)*minEntrySize)
+	off := countSize
+	for range len(s.index) {
+		n := int(binary.LittleEndian.Uint32(s.payload[off:]))
+		keyOff := off + keyLenSize
+		start := keys.Len()
+		keys.Write(s.payload[keyOff : keyOff+n])
+		m[keys.String()[start:]] = binary.LittleEndian.Uint64(s.payload[keyOff+n:])
+		off = keyOff + n + valueSize
 	}
 	return m
 }
