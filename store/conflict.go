@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal"
 )
 
@@ -80,16 +81,40 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause 
 }
 
 // adoptInDoubt makes ev, the row of an earlier write of this store that
-// was in doubt until now, the store's snapshot: its payload is the offsets
-// that write meant to write.
+// was in doubt until now, the store's offsets: a full snapshot replaces
+// them, a delta (which builds on the offsets the store holds, as every
+// write of it does) is applied to them.
 func (s *Store) adoptInDoubt(ctx context.Context, op string, ev journal.Event) error {
-	snap, err := parseSnapshot(ev)
-	if err != nil {
-		return fmt.Errorf("store: %s %q: adopt snapshot %d: %w", op, s.outbox, ev.SequenceNr, err)
+	fail := func(err error) error {
+		return fmt.Errorf("store: %s %q: adopt snapshot %d: %w", op, s.outbox, ev.SequenceNr,
+			&CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: err})
+	}
+	var update func()
+	switch ev.Manifest {
+	case codec.Manifest:
+		vals, err := codec.Decode(ev.Payload)
+		if err != nil {
+			return fail(err)
+		}
+		update = func() {
+			s.st = state{vals: vals, tmpl: ev.Payload, root: ev.SequenceNr, rootBytes: len(ev.Payload)}
+		}
+	case codec.DeltaManifest:
+		d, err := codec.DecodeDelta(ev.Payload)
+		if err != nil {
+			return fail(err)
+		}
+		if d.Base != s.seq || d.Root != s.st.root {
+			return fail(&chainError{base: d.Base, root: d.Root, wantBase: s.seq, wantRoot: s.st.root})
+		}
+		update = func() { s.st.deltaCommitted(d.Set, d.Removed, len(ev.Payload)) }
+	default:
+		return fail(errUnknownManifest)
 	}
 	s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: earlier write found committed; adopted",
 		slog.String("outbox", s.outbox), slog.Uint64("seq", ev.SequenceNr))
-	s.advance(ev.SequenceNr, true, Info{WrittenAt: ev.WrittenAt, Writer: ev.WriterUUID, Mode: s.cfg.mode()}, func() { s.snap = snap })
+	info := rowInfo(ev)
+	s.advance(ev.SequenceNr, true, info, update)
 	return nil
 }
 

@@ -69,6 +69,7 @@ func (s *Store) Info() Info {
 	defer s.mu.RUnlock()
 	info := s.info
 	info.SequenceNr = s.seq
-	info.Keys = s.snap.Len()
+	info.Keys = s.st.len()
+	info.Chain = s.st.deltas
 	return info
 }

@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"slices"
-
-	"github.com/outboxkit/offsetstore/codec"
 )
 
 // Save merges offsets into the stored ones and writes the result as a new
@@ -17,25 +14,28 @@ import (
 //
 // Its cost follows the keys it names, not the keys the outbox holds: one
 // lookup per key, and a new key is appended to the snapshot rather than
-// sorted in. Only sending the snapshot grows with the outbox.
+// sorted in. In full mode only sending the snapshot grows with the outbox;
+// in incremental mode (WithIncremental) the row written is a delta of the
+// keys that moved, and a full snapshot only now and then (see
+// WithCompactionRatio).
 func (s *Store) Save(ctx context.Context, offsets map[string]uint64) error {
-	return s.change(ctx, "save", raise(offsets))
+	return s.change(ctx, "save", len(offsets), raise(offsets))
 }
 
 // Rewind sets the given keys to the given values, lower ones included: the
 // operator's way to re-publish from an earlier point. Other keys keep their
 // offsets. Durable and fenced like Save.
 func (s *Store) Rewind(ctx context.Context, offsets map[string]uint64) error {
-	return s.change(ctx, "rewind", func(e *codec.Edit) error { return set(e, offsets) })
+	return s.change(ctx, "rewind", len(offsets), func(e edit) error { return e.merge(offsets, differs) })
 }
 
 // Forget drops keys from the offsets, so that their streams are followed
 // from the start again if they reappear. Keys not present are ignored.
 // Durable and fenced like Save.
 func (s *Store) Forget(ctx context.Context, keys ...string) error {
-	return s.change(ctx, "forget", func(e *codec.Edit) error {
+	return s.change(ctx, "forget", len(keys), func(e edit) error {
 		for _, k := range keys {
-			if e.Delete(k) {
+			if e.drop(k) {
 				continue
 			}
 			// Not held: only its validity matters.
@@ -50,18 +50,22 @@ func (s *Store) Forget(ctx context.Context, keys ...string) error {
 // Replace makes offsets the whole of the stored offsets in one snapshot:
 // keys it names are set, lower values included, and keys it lacks are
 // dropped. It is the operator's restore (an import of exported offsets),
-// atomic where Rewind followed by Forget would write two snapshots.
-// Durable and fenced like Save.
+// atomic where Rewind followed by Forget would write two snapshots. It
+// always writes a full snapshot. Durable and fenced like Save.
 func (s *Store) Replace(ctx context.Context, offsets map[string]uint64) error {
-	return s.change(ctx, "replace", func(e *codec.Edit) error {
-		if err := set(e, offsets); err != nil {
+	return s.change(ctx, "replace", replaceAll, func(e edit) error {
+		if err := e.merge(offsets, differs); err != nil {
 			return err
 		}
-		// The writer holds sem: s.snap is the snapshot e edits.
-		for k := range s.snap.All() {
+		// The writer holds sem: s.st is the state e edits.
+		var gone []string
+		for k := range s.st.keys() {
 			if _, ok := offsets[k]; !ok {
-				e.Delete(k)
+				gone = append(gone, k)
 			}
+		}
+		for _, k := range gone {
+			e.drop(k)
 		}
 		return nil
 	})
@@ -69,68 +73,9 @@ func (s *Store) Replace(ctx context.Context, offsets map[string]uint64) error {
 
 // raise returns the change of Save: every key of offsets set where it is
 // new or higher than the stored value.
-func raise(offsets map[string]uint64) func(e *codec.Edit) error {
-	return func(e *codec.Edit) error { return merge(e, offsets, higher) }
+func raise(offsets map[string]uint64) func(e edit) error {
+	return func(e edit) error { return e.merge(offsets, higher) }
 }
 
 func higher(old, v uint64) bool  { return v > old }
 func differs(old, v uint64) bool { return v != old }
-
-// set sets every key of offsets to its value, lower ones included.
-func set(e *codec.Edit, offsets map[string]uint64) error { return merge(e, offsets, differs) }
-
-// bulkShare is the share of the outbox's keys from which a change walks
-// the whole snapshot (codec.Edit.PutAll) rather than looking its keys up
-// one by one: a walk costs about a fifth of a lookup per entry, so from a
-// quarter of the keys on it costs no more than the lookups would, and the
-// cost of a call stays proportional to the keys it names.
-const bulkShare = 4
-
-// merge sets the keys of offsets where moves(old, new) says so, and adds
-// those the snapshot lacks.
-func merge(e *codec.Edit, offsets map[string]uint64, moves func(old, v uint64) bool) error {
-	var fresh []string
-	if len(offsets)*bulkShare >= e.Len() && e.Len() > 0 {
-		if held := e.PutAll(offsets, moves); held < len(offsets) {
-			for k := range offsets {
-				if _, _, ok := e.Lookup(k); !ok {
-					fresh = append(fresh, k)
-				}
-			}
-		}
-		return addKeys(e, fresh, offsets)
-	}
-	for k, v := range offsets {
-		if old, slot, ok := e.Lookup(k); ok {
-			if moves(old, v) {
-				e.Put(slot, v)
-			}
-			continue
-		}
-		fresh = append(fresh, k)
-	}
-	return addKeys(e, fresh, offsets)
-}
-
-// addKeys adds keys, which the snapshot does not hold, with their values
-// in offsets, once ValidateKey accepts every one of them (keys already held
-// are not checked again). They are appended in ascending order: sorting
-// costs what the call adds, not what the outbox holds, and a snapshot
-// whose new keys all sort after the old ones stays canonical (the first
-// one always does).
-func addKeys(e *codec.Edit, keys []string, offsets map[string]uint64) error {
-	for _, k := range keys {
-		if err := ValidateKey(k); err != nil {
-			return err
-		}
-	}
-	if len(keys) > 1 {
-		slices.Sort(keys)
-	}
-	for _, k := range keys {
-		if err := e.Set(k, offsets[k]); err != nil {
-			return err
-		}
-	}
-	return nil
-}

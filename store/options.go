@@ -25,6 +25,10 @@ type config struct {
 	logger     *slog.Logger
 	noPrune    bool
 	observe    func(WriteEvent)
+
+	incremental bool
+	ratio       float64
+	maxDeltas   int
 }
 
 // WithRetention keeps the newest keep snapshots of the outbox and prunes
@@ -57,7 +61,12 @@ func WithWriterID(id string) Option { return func(c *config) { c.writer = id } }
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // mode is the mode the store writes in.
-func (c *config) mode() Mode { return ModeFull }
+func (c *config) mode() Mode {
+	if c.incremental {
+		return ModeIncremental
+	}
+	return ModeFull
+}
 
 func (c *config) validate() error {
 	if c.keep < 1 {
@@ -69,5 +78,5 @@ func (c *config) validate() error {
 	if reason := textProblem(c.writer, maxWriterLen); reason != "" {
 		return fmt.Errorf("%w: writer id %s %s", ErrInvalidOption, quoteShort(c.writer), reason)
 	}
-	return nil
+	return c.validateIncremental()
 }

@@ -5,8 +5,9 @@ import (
 	"log/slog"
 )
 
-// maybePrune deletes snapshots older than the newest keep, once every
-// pruneEvery writes, and at the first write after Open. A failure is
+// maybePrune deletes snapshot rows older than the newest keep, once every
+// pruneEvery writes, and at the first write after Open. It never deletes
+// the chain Open reads: the newest full snapshot and the deltas above it. A failure is
 // logged, counted and retried after another pruneEvery writes: the save
 // itself is already durable, and a prune that keeps failing (a missing
 // grant) must not add a round trip to every save.
@@ -21,6 +22,9 @@ func (s *Store) maybePrune(ctx context.Context) {
 		return
 	}
 	to := seq - uint64(s.cfg.keep)
+	if root := s.st.root; root > 0 && root-1 < to {
+		to = root - 1
+	}
 	if to <= s.pruned || (!s.pruneFirst && s.saves < s.cfg.pruneEvery) {
 		return
 	}

@@ -59,18 +59,13 @@ type Store struct {
 	pruneFirst bool   // the first write after Open prunes what was left
 
 	// mu guards what readers see; only writers holding sem change it.
-	mu sync.RWMutex
-	// snap is the store's only copy of the offsets: the snapshot as
-	// durably written at seq, encoded and indexed by key. Readers read it
-	// under mu; a writer holding sem builds its next snapshot as an edit
-	// of it (which only reads it) and commits the edit under mu once the
-	// write is durable, so memory is never ahead of the journal.
-	snap *codec.Snapshot
-	seq  uint64 // the newest snapshot's sequence number, 0 for none
+	mu  sync.RWMutex
+	st  state  // the offsets as durably written at seq (see state)
+	seq uint64 // the newest snapshot row's sequence number, 0 for none
 
 	fenced *FencedError
 	stats  Stats
-	info   Info // of the newest row, but SequenceNr and Keys (seq, snap)
+	info   Info // of the newest row, but SequenceNr, Keys and Chain (seq, st)
 }
 
 // Stats counts what a store did since Open.
@@ -95,7 +90,8 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 	if err := ValidateName(outbox); err != nil {
 		return nil, err
 	}
-	cfg := config{keep: DefaultRetention, pruneEvery: DefaultPruneInterval, logger: discard}
+	cfg := config{keep: DefaultRetention, pruneEvery: DefaultPruneInterval, logger: discard,
+		ratio: DefaultCompactionRatio, maxDeltas: DefaultMaxDeltas}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&cfg)
@@ -121,33 +117,29 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 
 		pruneFirst: true,
 	}
-	// The newest live snapshot and the highest sequence number, read
-	// together: a peer's first snapshot committed between two separate
-	// reads must not leave this store at the peer's number with empty
-	// offsets.
-	h, err := journal.ReadHead(ctx, j, s.pid)
+	// The newest full snapshot, the deltas above it and the highest
+	// sequence number, read together: a peer's first snapshot committed
+	// between two separate reads must not leave this store at the peer's
+	// number with empty offsets. The store continues above the highest row
+	// ever written, deleted ones included, or its first save would look
+	// fenced.
+	c, err := journal.ReadChain(ctx, j, s.pid, codec.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: read newest snapshot: %w", outbox, err)
 	}
-	var last *journal.Event
-	if h.HasLast {
-		last = &h.Last
-	}
-	// Continue above the highest row ever written, deleted ones included,
-	// or the first save would look fenced.
-	if err := s.loadState(max(h.Highest, h.Last.SequenceNr), last); err != nil {
+	if err := s.loadChain(c); err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", outbox, err)
 	}
 	return s, nil
 }
 
-// DecodeSnapshot decodes the snapshot row ev, as Open does: a manifest
-// other than codec.Manifest, or a payload codec.Decode refuses, is a
-// *CorruptSnapshotError matching ErrCorruptSnapshot. Tools that read
-// snapshot rows themselves (history, export) use it.
-func DecodeSnapshot(ev journal.Event) (map[string]uint64, error) { return decode(ev) }
-
-func decode(ev journal.Event) (map[string]uint64, error) {
+// DecodeSnapshot decodes ev as a full snapshot row: a manifest other than
+// codec.Manifest (a delta row included), or a payload codec.Decode
+// refuses, is a *CorruptSnapshotError matching ErrCorruptSnapshot. An
+// outbox's current offsets are those Open loads, which may be a full
+// snapshot and deltas; tools read them with Open and Load, and single rows
+// of either kind with DecodeRow.
+func DecodeSnapshot(ev journal.Event) (map[string]uint64, error) {
 	if ev.Manifest != codec.Manifest {
 		return nil, &CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: errUnknownManifest}
 	}
@@ -156,6 +148,35 @@ func decode(ev journal.Event) (map[string]uint64, error) {
 		return nil, &CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: err}
 	}
 	return m, nil
+}
+
+// Row is one snapshot row decoded (see DecodeRow).
+type Row struct {
+	// Kind is the row's kind.
+	Kind RowKind
+	// Offsets are, for a full snapshot, the offsets; for a delta, the keys
+	// it sets.
+	Offsets map[string]uint64
+	// Removed are the keys a delta removes.
+	Removed []string
+	// Base and Root are a delta's: the row it applies to, and the full
+	// snapshot its chain starts from.
+	Base, Root uint64
+}
+
+// DecodeRow decodes ev, a full snapshot or a delta row, for tools that
+// show rows one by one (history). An unknown manifest or a payload the
+// codec refuses is a *CorruptSnapshotError matching ErrCorruptSnapshot.
+func DecodeRow(ev journal.Event) (Row, error) {
+	if ev.Manifest != codec.DeltaManifest {
+		m, err := DecodeSnapshot(ev)
+		return Row{Kind: RowFull, Offsets: m}, err
+	}
+	d, err := codec.DecodeDelta(ev.Payload)
+	if err != nil {
+		return Row{}, &CorruptSnapshotError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Manifest: ev.Manifest, Err: err}
+	}
+	return Row{Kind: RowDelta, Offsets: d.Set, Removed: d.Removed, Base: d.Base, Root: d.Root}, nil
 }
 
 // PersistenceID returns the journal persistence id of this outbox's

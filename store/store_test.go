@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,9 +38,11 @@ func TestStoreOnPostgres(t *testing.T) {
 	runSuite(t, postgresJournal)
 }
 
+// open opens outbox on j, in the mode of the suite's run j was made for
+// (see suiteModes), with opts after the mode's options.
 func open(t *testing.T, j journal.Journal, outbox string, opts ...store.Option) *store.Store {
 	t.Helper()
-	s, err := store.Open(t.Context(), j, outbox, opts...)
+	s, err := store.Open(t.Context(), j, outbox, append(modeOf(j), opts...)...)
 	if err != nil {
 		t.Fatalf("Open(%q): %v", outbox, err)
 	}
@@ -91,13 +94,48 @@ func rows(t *testing.T, j journal.Journal, pid string) []journal.Event {
 	return evs
 }
 
+// rowOffsets returns the offsets each of the contiguous rows evs holds: a
+// full snapshot's own, a delta's applied to the row before.
+func rowOffsets(t *testing.T, evs []journal.Event) []map[string]uint64 {
+	t.Helper()
+	var out []map[string]uint64
+	for i, ev := range evs {
+		r, err := store.DecodeRow(ev)
+		if err != nil {
+			t.Fatalf("decode row %d: %v", ev.SequenceNr, err)
+		}
+		if r.Kind == store.RowFull {
+			out = append(out, r.Offsets)
+			continue
+		}
+		if i == 0 || r.Base != evs[i-1].SequenceNr {
+			t.Fatalf("row %d: a delta on %d, not on the row before", ev.SequenceNr, r.Base)
+		}
+		m := maps.Clone(out[i-1])
+		maps.Copy(m, r.Offsets)
+		for _, k := range r.Removed {
+			delete(m, k)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 // checkCanonical asserts that every snapshot row of pid is a strict
 // encoding of its map with nothing more: patched payloads decode and are
 // exactly as long as a fresh encoding. (New keys are appended to a patched
-// snapshot, not sorted in, so the bytes may differ from codec.Encode's.)
+// snapshot, not sorted in, so the bytes may differ from codec.Encode's.) A
+// delta row must decode, on the row before it.
 func checkCanonical(t *testing.T, j journal.Journal, pid string) {
 	t.Helper()
 	for _, ev := range rows(t, j, pid) {
+		if ev.Manifest == codec.DeltaManifest {
+			d, err := codec.DecodeDelta(ev.Payload)
+			if err != nil || d.Base != ev.SequenceNr-1 {
+				t.Fatalf("row %d: delta on %d: %v", ev.SequenceNr, d.Base, err)
+			}
+			continue
+		}
 		m, err := codec.Decode(ev.Payload)
 		if err != nil {
 			t.Fatalf("row %d: %v", ev.SequenceNr, err)
@@ -156,13 +194,19 @@ var suite = []struct {
 	{"JournalErrorFailsOpen", faulty(testJournalErrorFailsOpen)},
 }
 
-// runSuite runs every case of suite on journals from newJournal.
+// runSuite runs every case of suite on journals from newJournal, once
+// per mode (see suiteModes).
 func runSuite(t *testing.T, newJournal newJournalFunc) {
 	t.Helper()
-	for _, tc := range suite {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, mode := range suiteModes {
+		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			tc.run(t, newJournal)
+			for _, tc := range suite {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.run(t, inMode(newJournal, mode.opts))
+				})
+			}
 		})
 	}
 }
@@ -181,6 +225,8 @@ func faulty(run func(t *testing.T, fj *faultjournal.Journal, j journal.Journal))
 			t.Run(path.name, func(t *testing.T) {
 				t.Parallel()
 				fj := faultjournal.New(newJournal(t))
+				sameMode(t, fj, fj.Inner())
+				sameMode(t, fj.Plain(), fj.Inner())
 				var j journal.Journal = fj
 				if path.plain {
 					j = fj.Plain()
@@ -219,9 +265,33 @@ func testSnapshotRow(t *testing.T, newJournal newJournalFunc) {
 	}
 	ev := evs[0]
 	want, _ := codec.Encode(map[string]uint64{"a": 1, "b": 2})
+	wantTags := []string{"outbox-offsets"}
+	if incremental(j) { // the first row of an outbox is a full snapshot, marked as written incrementally
+		wantTags = append(wantTags, store.IncrementalTag)
+	}
 	if ev.SequenceNr != 1 || ev.Manifest != codec.Manifest || ev.WriterUUID != "relay-a" ||
-		len(ev.Tags) != 1 || ev.Tags[0] != "outbox-offsets" || string(ev.Payload) != string(want) {
-		t.Fatalf("row = %+v, want seq 1, manifest and tag outbox-offsets, writer relay-a, payload %x", ev, want)
+		!slices.Equal(ev.Tags, wantTags) || string(ev.Payload) != string(want) {
+		t.Fatalf("row = %+v, want seq 1, manifest outbox-offsets, tags %q, writer relay-a, payload %x", ev, wantTags, want)
+	}
+	// The next row: a full snapshot, or in incremental mode a delta of
+	// the change on row 1.
+	save(t, s, map[string]uint64{"a": 3, "c": 1})
+	evs = rows(t, j, s.PersistenceID())
+	ev = evs[len(evs)-1]
+	if !incremental(j) {
+		want, _ = codec.Encode(map[string]uint64{"a": 3, "b": 2, "c": 1})
+		if ev.SequenceNr != 2 || ev.Manifest != codec.Manifest || string(ev.Payload) != string(want) {
+			t.Fatalf("row 2 = %+v, want the full snapshot %x", ev, want)
+		}
+		return
+	}
+	want, _ = codec.EncodeDelta(codec.Delta{Base: 1, Root: 1, Set: map[string]uint64{"a": 3, "c": 1}})
+	if ev.SequenceNr != 2 || ev.Manifest != codec.DeltaManifest || ev.WriterUUID != "relay-a" ||
+		!slices.Equal(ev.Tags, []string{"outbox-offsets"}) || string(ev.Payload) != string(want) {
+		t.Fatalf("row 2 = %+v, want a delta row %x", ev, want)
+	}
+	if info := s.Info(); info.Kind != store.RowDelta || info.Mode != store.ModeIncremental || info.Chain != 1 {
+		t.Fatalf("Info = %+v, want a delta, incremental, chain 1", info)
 	}
 }
 
@@ -320,11 +390,8 @@ func testConcurrentSavesAreSerialised(t *testing.T, newJournal newJournalFunc) {
 	checkCanonical(t, j, s.PersistenceID())
 	// Offsets never decrease from one snapshot to the next.
 	prev := map[string]uint64{}
-	for _, ev := range evs {
-		m, err := codec.Decode(ev.Payload)
-		if err != nil {
-			t.Fatalf("decode row %d: %v", ev.SequenceNr, err)
-		}
+	for i, m := range rowOffsets(t, evs) {
+		ev := evs[i]
 		for k, v := range prev {
 			if m[k] < v {
 				t.Fatalf("row %d: %s went back from %d to %d", ev.SequenceNr, k, v, m[k])
@@ -703,14 +770,22 @@ func testLostWriteThatNeverCommitted(t *testing.T, fj *faultjournal.Journal, j j
 func testPruneFailureIsRetried(t *testing.T, fj *faultjournal.Journal, j journal.Journal) {
 	s := open(t, j, "prune", store.WithRetention(1), store.WithPruneInterval(1))
 	fj.FailDeleteTo.Store(1)
-	save(t, s, map[string]uint64{"a": 1})
-	save(t, s, map[string]uint64{"a": 2}) // prune fails, save succeeds
-	if st := s.Stats(); st.PruneErrors != 1 {
-		t.Fatalf("PruneErrors = %d, want 1", st.PruneErrors)
+	// The first prune fails (at save 2 in full mode; in incremental mode at
+	// the first full snapshot above a chain), the save succeeds.
+	for i := uint64(1); s.Stats().PruneErrors == 0; i++ {
+		if i > 10 {
+			t.Fatalf("no prune attempted in %d saves", i-1)
+		}
+		save(t, s, map[string]uint64{"a": i})
 	}
-	save(t, s, map[string]uint64{"a": 3})
-	if n := len(rows(t, fj.Inner(), s.PersistenceID())); n != 1 {
-		t.Fatalf("%d rows after the retried prune, want 1", n)
+	if st := s.Stats(); st.PruneErrors != 1 || st.Prunes != 0 {
+		t.Fatalf("stats = %+v, want one failed prune", st)
+	}
+	save(t, s, map[string]uint64{"a": 100})
+	// Left: the newest row, and in incremental mode the chain it is on.
+	want := 1 + s.Info().Chain
+	if n := len(rows(t, fj.Inner(), s.PersistenceID())); n != want {
+		t.Fatalf("%d rows after the retried prune, want %d", n, want)
 	}
 }
 
@@ -734,6 +809,7 @@ func testFailingPruneIsAmortised(t *testing.T, fj *faultjournal.Journal, j journ
 // testJournalErrorFailsOpen: a journal error fails Open.
 func testJournalErrorFailsOpen(t *testing.T, fj *faultjournal.Journal, j journal.Journal) {
 	fj.FailLast.Store(1)
+	fj.FailReplay.Store(1) // the plain path reads the chain by Replay
 	if _, err := store.Open(t.Context(), j, "down"); !errors.Is(err, faultjournal.ErrInjected) {
 		t.Fatalf("Open with a failing journal = %v, want the journal's error", err)
 	}

@@ -67,17 +67,23 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 	}
 	defer release()
 
-	e := s.snap.Edit()
+	e, err := s.startEdit(len(offsets))
+	if err != nil {
+		return wrapOp(op, s.outbox, err)
+	}
 	if err := raise(offsets)(e); err != nil {
 		return wrapOp(op, s.outbox, err)
 	}
-	if !e.Changed() {
+	if !e.changed() {
 		if err := commit(ctx); err != nil {
 			return fmt.Errorf("store: %s %q: commit (no change to the offsets): %w", op, s.outbox, err)
 		}
 		return nil
 	}
-	w := s.newWrite(s.seq+1, e)
+	w, err := s.newWrite(s.seq+1, e)
+	if err != nil {
+		return wrapOp(op, s.outbox, err)
+	}
 	if err := s.ready(ctx, op, w); err != nil {
 		return err
 	}

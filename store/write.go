@@ -12,13 +12,15 @@ import (
 	"github.com/outboxkit/offsetstore/journal"
 )
 
-// change runs build on an edit of the current snapshot and writes the
-// result. build leaves the edit unchanged when nothing changes, and then
-// nothing is written unless a write of this store is in doubt (see
-// below); an error of build fails the call before anything is written.
-// build may run twice: again on the adopted snapshot when an earlier write
-// of this store turns out to have committed.
-func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit) error) (err error) {
+// change runs build on an edit of the current offsets (the next full
+// snapshot, or in incremental mode perhaps a delta; named is the number of
+// keys the change names, which weighs the choice) and writes the result.
+// build leaves the edit unchanged when nothing changes, and then nothing
+// is written unless a write of this store is in doubt (see below); an
+// error of build fails the call before anything is written. build may run
+// twice: again on the adopted offsets when an earlier write of this store
+// turns out to have committed.
+func (s *Store) change(ctx context.Context, op string, named int, build func(e edit) error) (err error) {
 	o := s.startObserving()
 	defer func() { s.finishObserving(o, op, err) }()
 	release, err := s.acquire(ctx, op)
@@ -28,23 +30,19 @@ func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit)
 	defer release()
 
 	for attempt := 0; ; attempt++ {
-		// Only writers, which hold sem, change snap and seq: no lock is
-		// needed to read them here.
-		e := s.snap.Edit()
-		if err := build(e); err != nil {
-			return wrapOp(op, s.outbox, err)
+		// Only writers, which hold sem, change the state and seq: no lock
+		// is needed to read them here.
+		w, err := s.prepare(op, named, build)
+		if err != nil || w == nil {
+			return err
 		}
-		if !e.Changed() && !s.doubtAt(s.seq+1) {
-			return nil
-		}
-		// Changed; or unchanged against the snapshot held while a write of
+		// Changed; or unchanged against the offsets held while a write of
 		// this store is in doubt at the next number, which may have
-		// committed a newer one that a Forget or Rewind must apply to. The
-		// unchanged snapshot is written then: it conflicts with that write
-		// if it committed (adopted, and the change built again on top of
-		// it), waiting for it if it is still committing; otherwise it takes
-		// the number, and the doubt is over.
-		w := s.newWrite(s.seq+1, e)
+		// committed newer ones that a Forget or Rewind must apply to. The
+		// unchanged row is written then: it conflicts with that write if
+		// it committed (adopted, and the change built again on top of it),
+		// waiting for it if it is still committing; otherwise it takes the
+		// number, and the doubt is over.
 		if err := s.ready(ctx, op, w); err != nil {
 			return err
 		}
@@ -64,6 +62,26 @@ func (s *Store) change(ctx context.Context, op string, build func(e *codec.Edit)
 			return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, s.seq)
 		}
 	}
+}
+
+// prepare builds the next row of a change: nil when the change changes
+// nothing and no write of this store is in doubt at the next number.
+func (s *Store) prepare(op string, named int, build func(e edit) error) (*write, error) {
+	e, err := s.startEdit(named)
+	if err != nil {
+		return nil, wrapOp(op, s.outbox, err)
+	}
+	if err := build(e); err != nil {
+		return nil, wrapOp(op, s.outbox, err)
+	}
+	if !e.changed() && !s.doubtAt(s.seq+1) {
+		return nil, nil
+	}
+	w, err := s.newWrite(s.seq+1, e)
+	if err != nil {
+		return nil, wrapOp(op, s.outbox, err)
+	}
+	return w, nil
 }
 
 // doubtAt reports whether a write of this store is in doubt at seq.
@@ -88,29 +106,51 @@ func (s *Store) acquire(ctx context.Context, op string) (release func(), err err
 	return release, nil
 }
 
-// write is one snapshot on its way to the journal: the edit that makes it
-// and the event that carries it.
+// write is one snapshot row on its way to the journal: the edit that
+// makes it and the event that carries it.
 type write struct {
 	seq  uint64
 	kind RowKind
-	edit *codec.Edit
-	ev   journal.Event
+	full *codec.Edit // a full snapshot
+	// A delta: its keys set and removed.
+	set     map[string]uint64
+	removed []string
+	ev      journal.Event
 }
 
-func (s *Store) newWrite(seq uint64, e *codec.Edit) *write {
-	return &write{seq: seq, edit: e, ev: journal.Event{
+func (s *Store) newWrite(seq uint64, e edit) (*write, error) {
+	w := &write{seq: seq, ev: journal.Event{
 		PersistenceID: s.pid,
 		SequenceNr:    seq,
-		Payload:       e.Payload(),
-		Manifest:      codec.Manifest,
 		WriterUUID:    s.cfg.writer,
 		Tags:          snapshotTags,
 	}}
+	switch e := e.(type) {
+	case fullEdit:
+		w.kind, w.full = RowFull, e.Edit
+		w.ev.Payload, w.ev.Manifest = e.Payload(), codec.Manifest
+		if s.cfg.incremental {
+			w.ev.Tags = incrementalTags
+		}
+	case *deltaEdit:
+		d := e.delta(s.seq, s.st.root)
+		payload, err := codec.EncodeDelta(d)
+		if err != nil {
+			return nil, err
+		}
+		w.kind, w.set, w.removed = RowDelta, d.Set, d.Removed
+		w.ev.Payload, w.ev.Manifest = payload, codec.DeltaManifest
+	}
+	return w, nil
 }
 
-// snapshotTags are the tags of every snapshot row. Journals copy or send
+// snapshotTags are the tags of every snapshot row; incrementalTags those
+// of a full snapshot written in incremental mode. Journals copy or send
 // them and never change them.
-var snapshotTags = []string{Tag}
+var (
+	snapshotTags    = []string{Tag}
+	incrementalTags = []string{Tag, IncrementalTag}
+)
 
 // ready checks, before anything is sent, that w can be written: its
 // sequence number fits, and ctx is not done (a write that never starts is
@@ -236,9 +276,16 @@ func (s *Store) committedDespite(ctx context.Context, w *write, cause error) boo
 	return true
 }
 
-// commit records w as durable: its edit becomes the current snapshot.
+// commit records w as durable: its edit becomes the current offsets.
 func (s *Store) commit(w *write, adopted bool) {
-	s.advance(w.seq, adopted, Info{WrittenAt: time.Now(), Writer: s.cfg.writer, Kind: w.kind, Mode: s.cfg.mode()}, func() { w.edit.Commit() })
+	info := Info{WrittenAt: time.Now(), Writer: s.cfg.writer, Kind: w.kind, Mode: s.cfg.mode()}
+	s.advance(w.seq, adopted, info, func() {
+		if w.kind == RowFull {
+			s.st.fullCommitted(w.full, w.seq)
+			return
+		}
+		s.st.deltaCommitted(w.set, w.removed, len(w.ev.Payload))
+	})
 }
 
 // advance records the snapshot at seq as durable; update makes it s.snap

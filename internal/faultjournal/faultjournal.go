@@ -4,7 +4,7 @@
 // failing replay, prune or read of the newest event.
 //
 // The wrapper forwards the optional interfaces of the journal it wraps
-// (journal.NextAppender, journal.HeadReader, journal.StreamLister,
+// (journal.NextAppender, journal.HeadReader, journal.ChainReader, journal.StreamLister,
 // journal.HighestReader), so that a store or a relay on it takes the path
 // it takes on the bare journal. Plain gives the other path
 // explicitly: a journal with the journal.Journal methods only, as a
@@ -42,7 +42,8 @@ type Journal struct {
 	FailReplay atomic.Int32
 	// FailDeleteTo makes DeleteTo fail without deleting.
 	FailDeleteTo atomic.Int32
-	// FailLast makes Last and Head, the reads of the newest event, fail.
+	// FailLast makes Last, Head and ReadChain, the reads of the newest
+	// events, fail.
 	FailLast atomic.Int32
 
 	inner journal.Journal
@@ -54,6 +55,7 @@ var (
 	_ journal.HeadReader    = (*Journal)(nil)
 	_ journal.StreamLister  = (*Journal)(nil)
 	_ journal.HighestReader = (*Journal)(nil)
+	_ journal.ChainReader   = (*Journal)(nil)
 )
 
 // New wraps inner. inner must implement journal.NextAppender for
@@ -170,6 +172,15 @@ func (f *Journal) Head(ctx context.Context, pid string) (journal.Head, error) {
 		return journal.Head{}, ErrInjected
 	}
 	return journal.ReadHead(ctx, f.inner, pid)
+}
+
+// ReadChain implements journal.ChainReader: by the wrapped journal's, or
+// by journal.ReadChain on it when it has none. FailLast makes it fail.
+func (f *Journal) ReadChain(ctx context.Context, pid, base string) (journal.Chain, error) {
+	if take(&f.FailLast) {
+		return journal.Chain{}, ErrInjected
+	}
+	return journal.ReadChain(ctx, f.inner, pid, base)
 }
 
 // PersistenceIDs implements journal.StreamLister by the wrapped journal's.
