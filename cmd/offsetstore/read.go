@@ -53,22 +53,24 @@ func (a *app) openSnapshot(ctx context.Context, jf *journalFlags, outbox string)
 	return c, s, nil
 }
 
-// readSnapshot reads the newest snapshot of outbox in one round trip
-// (journal Last).
+// readSnapshot reads the current offsets of outbox as a relay's store
+// loads them, in one round trip: the newest full snapshot and, in
+// incremental mode, the deltas above it. The store is only read.
 func readSnapshot(ctx context.Context, c *conn, outbox string) (*render.Snapshot, error) {
-	pid := store.PersistenceID(outbox)
-	ev, ok, err := c.j.Last(ctx, pid)
+	s, err := store.Open(ctx, c.j, outbox, store.WithoutPruning())
 	if err != nil {
 		return nil, fmt.Errorf("read outbox %q: %w", outbox, err)
 	}
-	if !ok {
+	info := s.Info()
+	if info.WrittenAt.IsZero() { // no live snapshot row
 		return nil, notFound(ctx, c, outbox)
 	}
-	m, err := store.DecodeSnapshot(ev)
+	m, err := s.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("outbox %q: snapshot %d: %w", outbox, ev.SequenceNr, err)
+		return nil, err
 	}
-	return &render.Snapshot{Outbox: outbox, Event: ev, Offsets: m}, nil
+	ev := journal.Event{PersistenceID: s.PersistenceID(), SequenceNr: info.SequenceNr, WriterUUID: info.Writer, WrittenAt: info.WrittenAt}
+	return &render.Snapshot{Outbox: outbox, Event: ev, Offsets: m, Mode: info.Mode.String()}, nil
 }
 
 // notFound explains why outbox has no snapshot to read.
@@ -155,9 +157,11 @@ Keys are sorted; offsets are exact 64-bit integers.`,
 // historyRow is one retained snapshot row.
 type historyRow struct {
 	Seq       uint64 `json:"seq"`
+	Kind      string `json:"kind"` // full or delta
 	WrittenAt string `json:"written_at"`
 	Writer    string `json:"writer"`
-	Keys      *int   `json:"keys"` // null when the payload cannot be decoded
+	Keys      *int   `json:"keys"` // null when the payload cannot be decoded; a delta's: the keys it sets
+	Removed   int    `json:"removed,omitempty"`
 	Bytes     int    `json:"bytes"`
 	Error     string `json:"error,omitempty"`
 }
@@ -194,13 +198,13 @@ warning on standard error.`,
 				if err != nil {
 					return fmt.Errorf("read history of outbox %q: %w", outbox, err)
 				}
-				r := historyRow{Seq: ev.SequenceNr, WrittenAt: render.Time(ev.WrittenAt), Writer: ev.WriterUUID, Bytes: len(ev.Payload)}
-				if m, err := store.DecodeSnapshot(ev); err != nil {
+				r := historyRow{Seq: ev.SequenceNr, Kind: store.RowFull.String(), WrittenAt: render.Time(ev.WrittenAt), Writer: ev.WriterUUID, Bytes: len(ev.Payload)}
+				if row, err := store.DecodeRow(ev); err != nil {
 					r.Error = err.Error()
 					fmt.Fprintf(a.stderr, "warning: snapshot %d cannot be decoded: %v\n", ev.SequenceNr, err)
 				} else {
-					n := len(m)
-					r.Keys = &n
+					n := len(row.Offsets)
+					r.Kind, r.Keys, r.Removed = row.Kind.String(), &n, len(row.Removed)
 				}
 				rows = append(rows, r)
 			}
@@ -214,13 +218,16 @@ warning on standard error.`,
 					Snapshots     []historyRow `json:"snapshots"`
 				}{outbox, pid, rows})
 			}
-			t := &render.Table{Header: []string{"SEQ", "WRITTEN_AT", "WRITER", "KEYS", "BYTES"}, Right: []bool{true, false, false, true, true}}
+			t := &render.Table{Header: []string{"SEQ", "KIND", "WRITTEN_AT", "WRITER", "KEYS", "BYTES"}, Right: []bool{true, false, false, false, true, true}}
 			for _, r := range rows {
 				keys := "-"
-				if r.Keys != nil {
+				switch {
+				case r.Keys != nil && r.Removed > 0:
+					keys = fmt.Sprintf("%d -%d", *r.Keys, r.Removed)
+				case r.Keys != nil:
 					keys = fmt.Sprint(*r.Keys)
 				}
-				t.Add(render.U64(r.Seq), r.WrittenAt, render.Key(r.Writer), keys, fmt.Sprint(r.Bytes))
+				t.Add(render.U64(r.Seq), r.Kind, r.WrittenAt, render.Key(r.Writer), keys, fmt.Sprint(r.Bytes))
 			}
 			return t.Write(a.stdout)
 		}),

@@ -51,14 +51,22 @@ func citusTarget(t *testing.T) splitTarget {
 // the cluster.
 func TestSplitBrainOnCitus(t *testing.T) {
 	t.Parallel()
-	runSplitBrain(t, citusTarget(t))
+	rel.ForEachMode(t, true, func(t *testing.T, m rel.Mode) {
+		tg := citusTarget(t)
+		tg.mode = m
+		runSplitBrain(t, tg)
+	})
 }
 
 // TestSplitBrainFailoverOnCitus is TestSplitBrainFailover on a journal
 // distributed over the cluster.
 func TestSplitBrainFailoverOnCitus(t *testing.T) {
 	t.Parallel()
-	runSplitBrainFailover(t, citusTarget(t))
+	rel.ForEachMode(t, true, func(t *testing.T, m rel.Mode) {
+		tg := citusTarget(t)
+		tg.mode = m
+		runSplitBrainFailover(t, tg)
+	})
 }
 
 // TestDroppedReplyAfterCommitOnCitus drops the coordinator's reply to the
@@ -68,14 +76,17 @@ func TestSplitBrainFailoverOnCitus(t *testing.T) {
 // ErrFenced or loses it.
 func TestDroppedReplyAfterCommitOnCitus(t *testing.T) {
 	t.Parallel()
-	db := testdb.NewCitus(t)
-	pool, proxy := faultproxy.Pool(t, db, db.URL, nil)
-	runDroppedReply(t, droppedReply{
-		figure:  "citus_",
-		rounds:  rel.EnvInt(t, envDropRounds, 10),
-		journal: citusJournal(db, pool),
-		proxy:   proxy,
-		reload:  func(outbox string) map[string]uint64 { return reloadCitus(t, db, outbox) },
+	rel.ForEachMode(t, true, func(t *testing.T, m rel.Mode) {
+		db := testdb.NewCitus(t)
+		pool, proxy := faultproxy.Pool(t, db, db.URL, nil)
+		runDroppedReply(t, droppedReply{
+			mode:    m,
+			figure:  "citus_",
+			rounds:  rel.EnvInt(t, envDropRounds, 10),
+			journal: citusJournal(db, pool),
+			proxy:   proxy,
+			reload:  func(outbox string) map[string]uint64 { return reloadCitus(t, db, outbox) },
+		})
 	})
 }
 

@@ -227,19 +227,23 @@ func TestProxyResets(t *testing.T) {
 // when the read-back fails too — and never report ErrFenced or lose it.
 func TestDroppedReplyAfterCommit(t *testing.T) {
 	t.Parallel()
-	db := testdb.New(t)
-	pool, proxy := viaProxy(t, db, nil)
-	runDroppedReply(t, droppedReply{
-		rounds:  rel.EnvInt(t, envDropRounds, 20),
-		journal: pgjournal.New(pool),
-		proxy:   proxy,
-		reload:  func(outbox string) map[string]uint64 { return reload(t, db, outbox) },
+	rel.ForEachMode(t, true, func(t *testing.T, m rel.Mode) {
+		db := testdb.New(t)
+		pool, proxy := viaProxy(t, db, nil)
+		runDroppedReply(t, droppedReply{
+			mode:    m,
+			rounds:  rel.EnvInt(t, envDropRounds, 20),
+			journal: pgjournal.New(pool),
+			proxy:   proxy,
+			reload:  func(outbox string) map[string]uint64 { return reload(t, db, outbox) },
+		})
 	})
 }
 
 // droppedReply is where runDroppedReply runs: a journal whose connections
 // pass through proxy, and a fresh reload of an outbox.
 type droppedReply struct {
+	mode    rel.Mode
 	figure  string // prefix of the figures' names
 	rounds  int
 	journal journal.Journal
@@ -252,7 +256,7 @@ func runDroppedReply(t *testing.T, d droppedReply) {
 	rounds, proxy := d.rounds, d.proxy
 	writer := fmt.Sprintf("dropped-reply-writer-%d", rand.Uint64())
 	fj := faultjournal.New(d.journal)
-	s := open(t, fj, "dropped", store.WithWriterID(writer))
+	s := open(t, fj, "dropped", d.mode.With(store.WithWriterID(writer))...)
 	save(t, s, map[string]uint64{"a": 1})
 	acked := map[string]uint64{"a": 1}
 	var atOnce, atNext int

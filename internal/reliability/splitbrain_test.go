@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outboxkit/offsetstore/codec"
 	rel "github.com/outboxkit/offsetstore/internal/reliability"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
@@ -47,6 +46,8 @@ type splitTarget struct {
 	// reload opens outbox afresh and returns its offsets, as a restarted
 	// relay would resume from them.
 	reload func(outbox string) map[string]uint64
+	// mode is the mode the relays' stores write in.
+	mode rel.Mode
 }
 
 func postgresTarget(t *testing.T) splitTarget {
@@ -64,7 +65,11 @@ func postgresTarget(t *testing.T) splitTarget {
 // decrease, and the rows are gap-free.
 func TestSplitBrain(t *testing.T) {
 	t.Parallel()
-	runSplitBrain(t, postgresTarget(t))
+	rel.ForEachMode(t, true, func(t *testing.T, m rel.Mode) {
+		tg := postgresTarget(t)
+		tg.mode = m
+		runSplitBrain(t, tg)
+	})
 }
 
 func runSplitBrain(t *testing.T, tg splitTarget) {
@@ -74,7 +79,7 @@ func runSplitBrain(t *testing.T, tg splitTarget) {
 	for i, name := range []string{"relay-a", "relay-b"} {
 		j := tg.journal()
 		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{},
-			s: open(t, j, "split", store.WithRetention(keepAll), store.WithWriterID(name))}
+			s: open(t, j, "split", tg.mode.With(store.WithRetention(keepAll), store.WithWriterID(name))...)}
 	}
 	var counter atomic.Uint64
 	var firstFence atomic.Int64 // unix nanos of the first fence on either side
@@ -161,7 +166,11 @@ func runSplitBrain(t *testing.T, tg splitTarget) {
 // either side is lost, and offsets never go back in any snapshot.
 func TestSplitBrainFailover(t *testing.T) {
 	t.Parallel()
-	runSplitBrainFailover(t, postgresTarget(t))
+	rel.ForEachMode(t, true, func(t *testing.T, m rel.Mode) {
+		tg := postgresTarget(t)
+		tg.mode = m
+		runSplitBrainFailover(t, tg)
+	})
 }
 
 func runSplitBrainFailover(t *testing.T, tg splitTarget) {
@@ -171,7 +180,7 @@ func runSplitBrainFailover(t *testing.T, tg splitTarget) {
 	sides := make([]*racer, 2)
 	for i, name := range []string{"relay-a", "relay-b"} {
 		j := tg.journal()
-		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{}, s: open(t, j, "failover", store.WithRetention(keepAll))}
+		sides[i] = &racer{name: name, j: j, acked: map[string]uint64{}, s: open(t, j, "failover", tg.mode.With(store.WithRetention(keepAll))...)}
 	}
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -188,7 +197,7 @@ func runSplitBrainFailover(t *testing.T, tg splitTarget) {
 					merge(r.acked, m)
 				case isFenced(err):
 					r.fenced++
-					s, err := store.Open(ctx, r.j, "failover", store.WithRetention(keepAll))
+					s, err := store.Open(ctx, r.j, "failover", tg.mode.With(store.WithRetention(keepAll))...)
 					if err != nil {
 						r.other = append(r.other, err)
 						return
@@ -241,7 +250,7 @@ func checkSnapshots(t *testing.T, j journal.Journal, outbox string, hi uint64) {
 		if ev.SequenceNr != n {
 			t.Fatalf("snapshot %d follows %d: a gap", ev.SequenceNr, n-1)
 		}
-		m, err := codec.Decode(ev.Payload)
+		m, err := rel.NextOffsets(prev, n-1, ev)
 		if err != nil {
 			t.Fatalf("snapshot %d: %v", ev.SequenceNr, err)
 		}

@@ -119,19 +119,26 @@ type Snapshot struct {
 	Outbox  string
 	Event   journal.Event
 	Offsets map[string]uint64
+	// Mode is the outbox's mode, "full" or "incremental"; not shown when
+	// empty.
+	Mode string
 }
 
 // Show writes the snapshot's header and its offsets sorted by key, the
 // first limit of them when limit > 0: the output of offsetstore show.
 func Show(w io.Writer, s *Snapshot, limit int) error {
-	if err := Fields(w, [][2]string{
+	fields := [][2]string{
 		{"outbox", Key(s.Outbox)},
 		{"persistence_id", Key(s.Event.PersistenceID)},
 		{"seq", U64(s.Event.SequenceNr)},
 		{"writer", Key(s.Event.WriterUUID)},
 		{"written_at", Time(s.Event.WrittenAt)},
 		{"keys", fmt.Sprint(len(s.Offsets))},
-	}); err != nil {
+	}
+	if s.Mode != "" {
+		fields = append(fields, [2]string{"mode", s.Mode})
+	}
+	if err := Fields(w, fields); err != nil {
 		return err
 	}
 	if len(s.Offsets) == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,11 +24,12 @@ func TestMain(m *testing.M) { testdb.Main(m) }
 // EnvCycles sets the number of kill-and-restart cycles.
 const EnvCycles = "OFFSETSTORE_CRASH_CYCLES"
 
-const outbox = "crash"
-
-// relay saves in a loop on its own pool, and keeps what was acknowledged.
+// relay saves in a loop on its own pool, in a store mode, and keeps what
+// was acknowledged.
 type relay struct {
-	j *pgjournal.Journal
+	j      *pgjournal.Journal
+	mode   rel.Mode
+	outbox string
 
 	mu      sync.Mutex
 	acked   map[string]uint64 // the merge of every save that returned nil
@@ -97,7 +99,7 @@ func (r *relay) run(ctx context.Context, s *store.Store) {
 		if errors.Is(err, store.ErrFenced) {
 			adopted := s.Stats().Adopted
 			for ctx.Err() == nil {
-				if s2, err := store.Open(ctx, r.j, outbox); err == nil {
+				if s2, err := store.Open(ctx, r.j, r.outbox, r.mode.Options...); err == nil {
 					s = s2
 					r.mu.Lock()
 					r.adopted += adopted
@@ -132,25 +134,32 @@ func TestCrashRestart(t *testing.T) {
 		t.Skipf("crash test: the server of $%s cannot be killed: %v", testdb.EnvDatabaseURL, testdb.ErrNoContainer)
 	}
 	ctx := context.Background()
-	r := &relay{j: pgjournal.New(db.NewPool(t, nil)), acked: map[string]uint64{}}
-	s, err := store.Open(ctx, r.j, outbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One relay per store mode, on outboxes of their own, through the same
+	// kills: in incremental mode they fall on deltas and compactions.
+	var relays []*relay
+	var wg sync.WaitGroup
 	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.run(rctx, s)
-	}()
-	stopRelay := sync.OnceFunc(func() { stop(); <-done })
-	t.Cleanup(stopRelay)
+	for _, m := range rel.Modes {
+		r := &relay{j: pgjournal.New(db.NewPool(t, nil)), mode: m, outbox: "crash-" + strings.ToLower(m.Name), acked: map[string]uint64{}}
+		s, err := store.Open(ctx, r.j, r.outbox, m.Options...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relays = append(relays, r)
+		wg.Go(func() { r.run(rctx, s) })
+	}
+	stopRelays := sync.OnceFunc(func() { stop(); wg.Wait() })
+	t.Cleanup(stopRelays)
 
 	var restarts, recoveries time.Duration
-	lostTotal := 0
+	lostTotal := map[string]int{}
 	for cycle := 1; cycle <= cycles; cycle++ {
 		time.Sleep(time.Duration(50+rand.IntN(450)) * time.Millisecond)
-		_, before := r.snapshot()
+		var before []int
+		for _, r := range relays {
+			_, n := r.snapshot()
+			before = append(before, n)
+		}
 		t0 := time.Now()
 		kctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		err := db.Server.Restart(kctx, true)
@@ -160,60 +169,72 @@ func TestCrashRestart(t *testing.T) {
 		}
 		took := time.Since(t0)
 		restarts += took
-		r.markRestarted()
-
-		// Everything acknowledged so far, the saves before the kill
-		// included, must be in what a restarted relay loads.
-		acked, _ := r.snapshot()
-		got := reloadFresh(t, db)
-		if lost := lostKeys(got, acked); len(lost) > 0 {
-			lostTotal += len(lost)
-			t.Errorf("cycle %d: %d acknowledged offsets lost after the crash: %v", cycle, len(lost), lost)
+		for _, r := range relays {
+			r.markRestarted()
 		}
-		// The relay recovers by itself.
+		for _, r := range relays {
+			// Everything acknowledged so far, the saves before the kill
+			// included, must be in what a restarted relay loads.
+			acked, _ := r.snapshot()
+			got := reloadFresh(t, db, r)
+			if lost := lostKeys(got, acked); len(lost) > 0 {
+				lostTotal[r.mode.Name] += len(lost)
+				t.Errorf("cycle %d, %s: %d acknowledged offsets lost after the crash: %v", cycle, r.mode.Name, len(lost), lost)
+			}
+		}
+		// The relays recover by themselves.
 		var back time.Duration
-		for t1 := time.Now(); ; {
-			var ok bool
-			if back, ok = r.recovered(); ok {
-				break
+		for _, r := range relays {
+			for t1 := time.Now(); ; {
+				b, ok := r.recovered()
+				if ok {
+					back = max(back, b)
+					break
+				}
+				if time.Since(t1) > 30*time.Second {
+					t.Fatalf("cycle %d, %s: the relay has not saved since the restart (%v ago)", cycle, r.mode.Name, time.Since(t1))
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			if time.Since(t1) > 30*time.Second {
-				t.Fatalf("cycle %d: the relay has not saved since the restart (%v ago)", cycle, time.Since(t1))
-			}
-			time.Sleep(10 * time.Millisecond)
 		}
 		recoveries += back
-		t.Logf("cycle %d: killed after %d acknowledged saves; restart %v; relay saving again %v later",
+		t.Logf("cycle %d: killed after %v acknowledged saves; restart %v; relays saving again %v later",
 			cycle, before, took.Round(time.Millisecond), back.Round(time.Millisecond))
 	}
-	stopRelay()
-	acked, _ := r.snapshot()
-	got := reloadFresh(t, db)
-	if lost := lostKeys(got, acked); len(lost) > 0 {
-		lostTotal += len(lost)
-		t.Errorf("at the end: %d acknowledged offsets lost: %v", len(lost), lost)
+	stopRelays()
+	for _, r := range relays {
+		acked, _ := r.snapshot()
+		got := reloadFresh(t, db, r)
+		if lost := lostKeys(got, acked); len(lost) > 0 {
+			lostTotal[r.mode.Name] += len(lost)
+			t.Errorf("at the end, %s: %d acknowledged offsets lost: %v", r.mode.Name, len(lost), lost)
+		}
+		for _, err := range r.fenced {
+			t.Errorf("%s: spurious ErrFenced for the only writer (its own earlier write, see reliability.TestLostAckThenFailedRetry): %v", r.mode.Name, err)
+		}
+		t.Logf("%s: %d cycles: %d saves acknowledged, %d failed, %d adopted, %d spurious fences, %d reopens",
+			r.mode.Name, cycles, r.ok, r.failed, r.adopted, len(r.fenced), r.reopens)
+		prefix := "crash_"
+		if r.mode.Options != nil {
+			prefix += strings.ToLower(r.mode.Name) + "_"
+		}
+		rel.Figure(t, prefix+"saves_acknowledged", float64(r.ok), "saves")
+		rel.Figure(t, prefix+"acknowledged_lost", float64(lostTotal[r.mode.Name]), "offsets")
+		rel.Figure(t, prefix+"saves_failed", float64(r.failed), "saves")
+		rel.Figure(t, prefix+"adopted", float64(r.adopted), "writes")
+		rel.Figure(t, prefix+"spurious_fenced", float64(len(r.fenced)), "errors")
 	}
-	for _, err := range r.fenced {
-		t.Errorf("spurious ErrFenced for the only writer (its own earlier write, see reliability.TestLostAckThenFailedRetry): %v", err)
-	}
-	t.Logf("%d cycles: %d saves acknowledged, %d failed, %d adopted, %d spurious fences, %d reopens",
-		cycles, r.ok, r.failed, r.adopted, len(r.fenced), r.reopens)
 	rel.Figure(t, "crash_cycles", float64(cycles), "cycles")
-	rel.Figure(t, "crash_saves_acknowledged", float64(r.ok), "saves")
-	rel.Figure(t, "crash_acknowledged_lost", float64(lostTotal), "offsets")
-	rel.Figure(t, "crash_saves_failed", float64(r.failed), "saves")
-	rel.Figure(t, "crash_adopted", float64(r.adopted), "writes")
-	rel.Figure(t, "crash_spurious_fenced", float64(len(r.fenced)), "errors")
 	rel.Figure(t, "crash_restart_mean", rel.Millis(restarts/time.Duration(cycles)), "ms")
 	rel.Figure(t, "crash_recovery_mean", rel.Millis(recoveries/time.Duration(cycles)), "ms")
 }
 
 // reloadFresh opens the outbox on a new pool and returns its offsets.
-func reloadFresh(t *testing.T, db *testdb.DB) map[string]uint64 {
+func reloadFresh(t *testing.T, db *testdb.DB, r *relay) map[string]uint64 {
 	t.Helper()
 	pool := db.NewPool(t, func(c *pgxpool.Config) { c.MaxConns = 1 })
 	defer pool.Close()
-	s, err := store.Open(context.Background(), pgjournal.New(pool), outbox)
+	s, err := store.Open(context.Background(), pgjournal.New(pool), r.outbox)
 	if err != nil {
 		t.Fatalf("reopen after the restart: %v", err)
 	}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/outboxkit/offsetstore/internal/faultproxy"
@@ -32,8 +34,10 @@ const eoStreams = 16
 // transaction (Store.SaveTx). The source streams are unbounded until
 // target is set; their events are numbered 1, 2, 3 ….
 type eoRelay struct {
+	mode   rel.Mode
 	s      *store.Store
 	txPool *pgxpool.Pool
+	sink   string // the sink table, quoted
 
 	target atomic.Pointer[map[string]uint64] // nil: no end yet
 
@@ -83,7 +87,7 @@ func (r *eoRelay) step(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, `INSERT INTO sink (pid, seq) SELECT $1, g FROM generate_series($2::bigint, $3::bigint) AS g`,
+	if _, err := tx.Exec(ctx, `INSERT INTO `+r.sink+` (pid, seq) SELECT $1, g FROM generate_series($2::bigint, $3::bigint) AS g`,
 		pid, int64(from), int64(to)); err != nil {
 		return err
 	}
@@ -128,11 +132,8 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		t.Skipf("exactly-once test: the server of $%s cannot be killed: %v", testdb.EnvDatabaseURL, testdb.ErrNoContainer)
 	}
 	ctx := context.Background()
-	if _, err := db.Pool.Exec(ctx, `CREATE TABLE sink (pid text NOT NULL, seq bigint NOT NULL)`); err != nil {
-		t.Fatal(err) // no unique key: a duplicate must show, not be refused
-	}
 
-	// Both of the relay's pools go through one fault proxy: the store's
+	// Both of the relays' pools go through one fault proxy: the stores'
 	// own journal (reads that resolve doubt, prunes) and the transactions.
 	u, err := url.Parse(db.URL)
 	if err != nil {
@@ -147,18 +148,29 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		c.ConnConfig.Host = "127.0.0.1"
 		c.ConnConfig.Port = proxy.Port()
 	}
-	storePool, txPool := db.NewPool(t, viaProxy), db.NewPool(t, viaProxy)
-	s, err := store.Open(ctx, pgjournal.New(storePool), "exactly-once")
-	if err != nil {
-		t.Fatal(err)
+	// One relay per store mode, each with its outbox and sink table, side
+	// by side through the same faults.
+	var relays []*eoRelay
+	for _, m := range rel.Modes {
+		sink := pgx.Identifier{"sink_" + strings.ToLower(m.Name)}.Sanitize()
+		if _, err := db.Pool.Exec(ctx, `CREATE TABLE `+sink+` (pid text NOT NULL, seq bigint NOT NULL)`); err != nil {
+			t.Fatal(err) // no unique key: a duplicate must show, not be refused
+		}
+		storePool, txPool := db.NewPool(t, viaProxy), db.NewPool(t, viaProxy)
+		s, err := store.Open(ctx, pgjournal.New(storePool), eoOutbox(m), m.Options...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relays = append(relays, &eoRelay{mode: m, s: s, txPool: txPool, sink: sink})
 	}
-	r := &eoRelay{s: s, txPool: txPool}
 
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); r.run(rctx) }()
+	for _, r := range relays {
+		wg.Go(func() { r.run(rctx) })
+	}
+	wg.Add(1)
 
 	// Connection faults between the kills: a reset of every connection,
 	// or the reply to the next COMMIT dropped after the server acted.
@@ -186,42 +198,63 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cycle %d: restart: %v", cycle, err)
 		}
-		t.Logf("cycle %d: killed and restarted; %d transactions committed so far", cycle, r.committed.Load())
+		t.Logf("cycle %d: killed and restarted; %d and %d transactions committed so far", cycle, relays[0].committed.Load(), relays[1].committed.Load())
 	}
 	stopFaults()
 	proxy.DropReplyAfter(nil)
 
-	// An end for every stream a little past where it is, and the relay
-	// finishes by itself. (Load may be behind a commit still in doubt;
+	// An end for every stream a little past where it is, and the relays
+	// finish by themselves. (Load may be behind a commit still in doubt;
 	// the end checked is what a fresh store loads.)
-	offsets, err := s.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := make(map[string]uint64, eoStreams)
-	for i := range eoStreams {
-		target[streamID(i)] = offsets[streamID(i)] + 3
-	}
-	r.target.Store(&target)
-	for t0 := time.Now(); !r.done(ctx); time.Sleep(20 * time.Millisecond) {
-		if time.Since(t0) > time.Minute {
-			t.Fatalf("the relay did not reach the end within a minute (fenced: %v)", r.fenced)
+	for _, r := range relays {
+		offsets, err := r.s.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		r.mu.Lock()
-		fenced := len(r.fenced)
-		r.mu.Unlock()
-		if fenced > 0 {
-			break
+		target := make(map[string]uint64, eoStreams)
+		for i := range eoStreams {
+			target[streamID(i)] = offsets[streamID(i)] + 3
+		}
+		r.target.Store(&target)
+	}
+	for _, r := range relays {
+		for t0 := time.Now(); !r.done(ctx); time.Sleep(20 * time.Millisecond) {
+			if time.Since(t0) > time.Minute {
+				t.Fatalf("%s: the relay did not reach the end within a minute (fenced: %v)", r.mode.Name, r.fenced)
+			}
+			r.mu.Lock()
+			fenced := len(r.fenced)
+			r.mu.Unlock()
+			if fenced > 0 {
+				break
+			}
 		}
 	}
 	stop()
 	wg.Wait()
+	for _, r := range relays {
+		r.check(t, db, cycles, resets.Load(), drops.Load())
+	}
+}
 
+// eoOutbox is the outbox of the relay of mode m.
+func eoOutbox(m rel.Mode) string {
+	if m.Options == nil {
+		return "exactly-once"
+	}
+	return "exactly-once-" + strings.ToLower(m.Name)
+}
+
+// check verifies the relay's sink against the offsets a fresh store
+// loads, and reports the figures (prefixed by the mode but in full mode).
+func (r *eoRelay) check(t *testing.T, db *testdb.DB, cycles int, resets, drops int64) {
+	t.Helper()
+	ctx := context.Background()
 	for _, err := range r.fenced {
-		t.Errorf("spurious ErrFenced for the only writer: %v", err)
+		t.Errorf("%s: spurious ErrFenced for the only writer: %v", r.mode.Name, err)
 	}
 	// What a fresh relay loads must be the end: the offsets are durable.
-	fresh, err := store.Open(ctx, pgjournal.New(db.Pool), "exactly-once")
+	fresh, err := store.Open(ctx, pgjournal.New(db.Pool), eoOutbox(r.mode))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,19 +263,19 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events, duplicates, missing, beyond int64
-	for pid, want := range target {
+	for pid, want := range *r.target.Load() {
 		// The end may lie past the target: a commit in doubt when the
 		// target was set may have carried the stream further.
 		end := loaded[pid]
 		if end < want {
-			t.Errorf("%s: offset %d after the run, want at least %d", pid, end, want)
+			t.Errorf("%s: %s: offset %d after the run, want at least %d", r.mode.Name, pid, end, want)
 		}
 		events += int64(end)
 		var rows, distinct, over, inRange int64
 		if err := db.Pool.QueryRow(ctx, `
 			SELECT count(*), count(DISTINCT seq), count(*) FILTER (WHERE seq > $2),
 			       count(DISTINCT seq) FILTER (WHERE seq BETWEEN 1 AND $2)
-			  FROM sink WHERE pid = $1`, pid, int64(end)).Scan(&rows, &distinct, &over, &inRange); err != nil {
+			  FROM `+r.sink+` WHERE pid = $1`, pid, int64(end)).Scan(&rows, &distinct, &over, &inRange); err != nil {
 			t.Fatal(err)
 		}
 		duplicates += rows - distinct
@@ -250,19 +283,23 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		beyond += over
 	}
 	if duplicates != 0 || missing != 0 || beyond != 0 {
-		t.Errorf("exactly-once broken: %d duplicate sink rows, %d events missing, %d rows beyond the offsets", duplicates, missing, beyond)
+		t.Errorf("%s: exactly-once broken: %d duplicate sink rows, %d events missing, %d rows beyond the offsets", r.mode.Name, duplicates, missing, beyond)
 	}
-	st := s.Stats()
-	t.Logf("%d cycles, %d connection resets, %d COMMIT replies dropped: %d transactions committed, %d retried after an adopted commit, %d failed; %d writes adopted",
-		cycles, resets.Load(), drops.Load(), r.committed.Load(), r.retried.Load(), r.failed.Load(), st.Adopted)
-	rel.Figure(t, "exactly_once_cycles", float64(cycles), "cycles")
-	rel.Figure(t, "exactly_once_events", float64(events), "events")
-	rel.Figure(t, "exactly_once_duplicates", float64(duplicates), "events")
-	rel.Figure(t, "exactly_once_missing", float64(missing), "events")
-	rel.Figure(t, "exactly_once_beyond_offsets", float64(beyond), "rows")
-	rel.Figure(t, "exactly_once_transactions_committed", float64(r.committed.Load()), "transactions")
-	rel.Figure(t, "exactly_once_transactions_retried", float64(r.retried.Load()), "transactions")
-	rel.Figure(t, "exactly_once_transactions_failed", float64(r.failed.Load()), "transactions")
-	rel.Figure(t, "exactly_once_connection_resets", float64(resets.Load()), "resets")
-	rel.Figure(t, "exactly_once_commit_replies_dropped", float64(drops.Load()), "replies")
+	st := r.s.Stats()
+	t.Logf("%s: %d cycles, %d connection resets, %d COMMIT replies dropped: %d transactions committed, %d retried after an adopted commit, %d failed; %d writes adopted",
+		r.mode.Name, cycles, resets, drops, r.committed.Load(), r.retried.Load(), r.failed.Load(), st.Adopted)
+	prefix := "exactly_once_"
+	if r.mode.Options != nil {
+		prefix += strings.ToLower(r.mode.Name) + "_"
+	}
+	rel.Figure(t, prefix+"cycles", float64(cycles), "cycles")
+	rel.Figure(t, prefix+"events", float64(events), "events")
+	rel.Figure(t, prefix+"duplicates", float64(duplicates), "events")
+	rel.Figure(t, prefix+"missing", float64(missing), "events")
+	rel.Figure(t, prefix+"beyond_offsets", float64(beyond), "rows")
+	rel.Figure(t, prefix+"transactions_committed", float64(r.committed.Load()), "transactions")
+	rel.Figure(t, prefix+"transactions_retried", float64(r.retried.Load()), "transactions")
+	rel.Figure(t, prefix+"transactions_failed", float64(r.failed.Load()), "transactions")
+	rel.Figure(t, prefix+"connection_resets", float64(resets), "resets")
+	rel.Figure(t, prefix+"commit_replies_dropped", float64(drops), "replies")
 }
