@@ -30,6 +30,10 @@ func inDoubtSaveTx(t *testing.T, s *store.Store, j journal.Journal, offsets map[
 // built on top of it, not dropped as a no-op.
 func TestNoChangeAfterWriteInDoubt(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testNoChangeAfterWriteInDoubt)
+}
+
+func testNoChangeAfterWriteInDoubt(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		doubt map[string]uint64 // the write in doubt, after {"a": 1}
@@ -69,6 +73,10 @@ func TestNoChangeAfterWriteInDoubt(t *testing.T) {
 // waited for and adopted instead), and nothing else changes.
 func TestNoChangeAfterWriteInDoubtNotCommitted(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testNoChangeAfterWriteInDoubtNotCommitted)
+}
+
+func testNoChangeAfterWriteInDoubtNotCommitted(t *testing.T) {
 	j := journal.NewMemory()
 	s := open(t, j, "doubt")
 	save(t, s, map[string]uint64{"a": 1})
@@ -93,6 +101,10 @@ func TestNoChangeAfterWriteInDoubtNotCommitted(t *testing.T) {
 // another writer's.
 func TestSaveTxPanicAfterCommit(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTxPanicAfterCommit)
+}
+
+func testSaveTxPanicAfterCommit(t *testing.T) {
 	j := journal.NewMemory()
 	s := open(t, j, "panic")
 	save(t, s, map[string]uint64{"a": 1})

@@ -28,6 +28,7 @@ var incrementalCases = []struct {
 	{"FullReadersRefuseDeltas", testFullReadersRefuseDeltas},
 	{"CompactionCrashPoints", testCompactionCrashPoints},
 	{"SaveTxWritesDelta", testSaveTxWritesDelta},
+	{"CommitterSavesDeltas", testCommitterSavesDeltas},
 }
 
 func TestIncrementalOnMemory(t *testing.T) {
@@ -339,4 +340,34 @@ func testSaveTxWritesDelta(t *testing.T, j journal.Journal) {
 		t.Fatalf("rows %s, want %s", got, want)
 	}
 	wantOffsets(t, load(t, open(t, j, "tx")), map[string]uint64{"a": 1, "b": 2})
+}
+
+// A committer on a store in incremental mode saves the keys that moved as
+// deltas, tracked keys held back as in full mode.
+func testCommitterSavesDeltas(t *testing.T, j journal.Journal) {
+	s := open(t, j, "committer", store.WithIncremental(), store.WithCompactionRatio(1e9), store.WithoutPruning())
+	save(t, s, manyKeys(20, 1))
+	c := newCommitter(t, s, quiet...)
+	if err := c.Mark("stream-00003", 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Track("stream-00004", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mark("stream-00004", 3); err != nil { // above a pending 2: held back
+		t.Fatal(err)
+	}
+	flush(t, c)
+	if err := c.Mark("stream-00004", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := kinds(t, j, s.PersistenceID()), "Fdd"; got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+	want := manyKeys(20, 1)
+	want["stream-00003"], want["stream-00004"] = 5, 3
+	wantOffsets(t, load(t, open(t, j, "committer")), want)
 }

@@ -1,17 +1,17 @@
 package store_test
 
 import (
-	"sync"
+	"slices"
+	"strings"
 	"testing"
 
-	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/store"
 )
 
-// A suite runs once per mode: the same table of cases on stores in full
-// and in incremental mode. open adds the mode's options for every journal
-// a suite's factory made (and the fault journals around them), so that
-// each case, written once, runs in both.
+// A suite runs once per mode: the same cases on stores in full and in
+// incremental mode, as subtests named Full and Incremental. open adds the
+// options of the mode a test runs under, told by its name, so that each
+// case, written once, runs in both.
 var suiteModes = []struct {
 	name string
 	opts []store.Option
@@ -23,37 +23,30 @@ var suiteModes = []struct {
 	{"Incremental", []store.Option{store.WithIncremental(), store.WithCompactionRatio(1e9), store.WithMaxDeltas(3)}},
 }
 
-// modeOptions holds the options of the journals made for a mode's run:
-// journal.Journal → []store.Option.
-var modeOptions sync.Map
-
-// inMode returns newJournal whose journals open stores with opts.
-func inMode(newJournal newJournalFunc, opts []store.Option) newJournalFunc {
-	if opts == nil {
-		return newJournal
+// modeOf returns the options of the mode t runs under: those of the
+// suiteModes entry whose name is an element of t's name, nil (full mode)
+// for none.
+func modeOf(t testing.TB) []store.Option {
+	parts := strings.Split(t.Name(), "/")
+	for _, m := range suiteModes {
+		if slices.Contains(parts, m.name) {
+			return m.opts
+		}
 	}
-	return func(t *testing.T) journal.Journal {
-		j := newJournal(t)
-		sameMode(t, j, j)
-		modeOptions.Store(j, opts)
-		return j
-	}
+	return nil
 }
 
-// sameMode makes stores opened on j open in the mode of stores on like.
-func sameMode(t *testing.T, j, like journal.Journal) {
-	if opts, ok := modeOptions.Load(like); ok {
-		modeOptions.Store(j, opts)
+// incremental reports whether t runs in incremental mode.
+func incremental(t testing.TB) bool { return modeOf(t) != nil }
+
+// bothModes runs body once per mode, in parallel subtests named for the
+// modes.
+func bothModes(t *testing.T, body func(t *testing.T)) {
+	t.Helper()
+	for _, mode := range suiteModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			body(t)
+		})
 	}
-	t.Cleanup(func() { modeOptions.Delete(j) })
 }
-
-// modeOf returns the options of the mode j was made for (nil: full).
-func modeOf(j journal.Journal) []store.Option {
-	opts, _ := modeOptions.Load(j)
-	o, _ := opts.([]store.Option)
-	return o
-}
-
-// incremental reports whether stores on j open in incremental mode.
-func incremental(j journal.Journal) bool { return modeOf(j) != nil }

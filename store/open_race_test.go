@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
@@ -39,14 +38,17 @@ func (p *plainJournal) HighestSequenceNr(ctx context.Context, pid string) (uint6
 // sequence number.
 func TestOpenSeesPeerBetweenReads(t *testing.T) {
 	t.Parallel()
-	mem := journal.NewMemory()
-	peer := open(t, mem, "raced")
-	pj := &plainJournal{Journal: mem}
-	pj.between = func() { save(t, peer, map[string]uint64{"peer": 7}) }
-	s := open(t, pj, "raced")
-	wantOffsets(t, load(t, s), map[string]uint64{"peer": 7})
-	save(t, s, map[string]uint64{"mine": 1})
-	wantNewest(t, mem, "raced", map[string]uint64{"peer": 7, "mine": 1})
+	bothModes(t, func(t *testing.T) {
+		mem := journal.NewMemory()
+		peer := open(t, mem, "raced")
+		save(t, peer, map[string]uint64{"early": 1}) // in incremental mode the peer's next row is a delta
+		pj := &plainJournal{Journal: mem}
+		pj.between = func() { save(t, peer, map[string]uint64{"peer": 7}) }
+		s := open(t, pj, "raced")
+		wantOffsets(t, load(t, s), map[string]uint64{"early": 1, "peer": 7})
+		save(t, s, map[string]uint64{"mine": 1})
+		wantNewest(t, mem, "raced", map[string]uint64{"early": 1, "peer": 7, "mine": 1})
+	})
 }
 
 // Open and a peer's first and later saves race, many times, on Postgres:
@@ -54,6 +56,10 @@ func TestOpenSeesPeerBetweenReads(t *testing.T) {
 // saved successfully.
 func TestOpenRacesPeerSaves(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testOpenRacesPeerSaves)
+}
+
+func testOpenRacesPeerSaves(t *testing.T) {
 	db := testdb.New(t)
 	pool := db.NewPool(t, func(c *pgxpool.Config) { c.MaxConns = 6 })
 	j := pgjournal.New(pool)
@@ -76,7 +82,7 @@ func TestOpenRacesPeerSaves(t *testing.T) {
 		var s *store.Store
 		wg.Go(func() { peerErr = peer.Save(ctx, map[string]uint64{"peer": uint64(r + 1)}) })
 		wg.Go(func() {
-			if s, openErr = store.Open(ctx, j, outbox); openErr == nil {
+			if s, openErr = store.Open(ctx, j, outbox, modeOf(t)...); openErr == nil {
 				mineErr = s.Save(ctx, map[string]uint64{"mine": uint64(r + 1)})
 			}
 		})
@@ -111,18 +117,19 @@ func TestOpenRacesPeerSaves(t *testing.T) {
 	t.Logf("%d rounds: opener fenced %d times, loaded the peer's snapshot %d times", rounds, fenced, loaded)
 }
 
-// newestOffsets decodes the newest live snapshot of outbox.
+// newestOffsets returns the offsets of the newest live snapshot row of
+// outbox, as a fresh store loads them (a full snapshot and, in incremental
+// mode, the deltas above it).
 func newestOffsets(t *testing.T, j journal.Journal, outbox string) map[string]uint64 {
 	t.Helper()
-	ev, ok, err := j.Last(t.Context(), store.PersistenceID(outbox))
-	if err != nil || !ok {
+	if _, ok, err := j.Last(t.Context(), store.PersistenceID(outbox)); err != nil || !ok {
 		t.Fatalf("Last(%s) = %v, %v", outbox, ok, err)
 	}
-	m, err := codec.Decode(ev.Payload)
+	s, err := store.Open(t.Context(), j, outbox)
 	if err != nil {
-		t.Fatalf("decode newest snapshot of %s: %v", outbox, err)
+		t.Fatalf("open %s: %v", outbox, err)
 	}
-	return m
+	return load(t, s)
 }
 
 func wantNewest(t *testing.T, j journal.Journal, outbox string, want map[string]uint64) {
@@ -164,15 +171,27 @@ func TestOpenAfterWipeStartsEmpty(t *testing.T) {
 // the plain Append.
 func TestPlainJournalStaleWriterFenced(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testPlainJournalStaleWriterFenced)
+}
+
+func testPlainJournalStaleWriterFenced(t *testing.T) {
 	for name, newJournal := range map[string]newJournalFunc{"Memory": memoryJournal, "Postgres": postgresJournal} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			plain := &plainJournal{Journal: newJournal(t)}
 			stale := open(t, plain, "o")
 			save(t, stale, map[string]uint64{"k": 1})
+			// Enough saves that, in incremental mode too, a full snapshot
+			// above the stale writer's number lets the prune remove it.
 			owner := open(t, plain, "o", store.WithRetention(1), store.WithPruneInterval(1))
-			for v := uint64(10); v < 13; v++ {
+			for v := uint64(10); v < 16; v++ {
 				save(t, owner, map[string]uint64{"k": v})
+			}
+			if _, ok, err := plain.Last(t.Context(), owner.PersistenceID()); err != nil || !ok {
+				t.Fatal("no newest row")
+			}
+			if rows := rows(t, plain, owner.PersistenceID()); rows[0].SequenceNr <= 2 {
+				t.Fatalf("row %d, the stale writer's next number, was not pruned", rows[0].SequenceNr)
 			}
 			err := stale.Save(t.Context(), map[string]uint64{"k": 2})
 			var f *store.FencedError
@@ -182,7 +201,7 @@ func TestPlainJournalStaleWriterFenced(t *testing.T) {
 			if err := stale.Save(t.Context(), map[string]uint64{"k": 3}); !errors.Is(err, store.ErrFenced) {
 				t.Fatalf("next Save = %v, want ErrFenced", err)
 			}
-			wantNewest(t, plain, "o", map[string]uint64{"k": 12})
+			wantNewest(t, plain, "o", map[string]uint64{"k": 15})
 		})
 	}
 }

@@ -77,6 +77,10 @@ func wantSaveTxOutcome(t *testing.T, x *txSetup, tx pgx.Tx, j journal.Journal, f
 // rolled back.
 func TestSaveTxRepeatableReadFenced(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTxRepeatableReadFenced)
+}
+
+func testSaveTxRepeatableReadFenced(t *testing.T) {
 	for _, iso := range []pgx.TxIsoLevel{pgx.RepeatableRead, pgx.Serializable} {
 		t.Run(string(iso), func(t *testing.T) {
 			t.Parallel()
@@ -102,6 +106,10 @@ func TestSaveTxRepeatableReadFenced(t *testing.T) {
 // SaveTx commits on top of them.
 func TestSaveTxRepeatableReadBehindOwnSaves(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTxRepeatableReadBehindOwnSaves)
+}
+
+func testSaveTxRepeatableReadBehindOwnSaves(t *testing.T) {
 	for _, prune := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pruned=%v", prune), func(t *testing.T) {
 			t.Parallel()
@@ -137,6 +145,10 @@ func TestSaveTxRepeatableReadBehindOwnSaves(t *testing.T) {
 // the same SaveTx commits.
 func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTxRepeatableReadFirstSnapshot)
+}
+
+func testSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		peer  bool
@@ -174,6 +186,10 @@ func TestSaveTxRepeatableReadFirstSnapshot(t *testing.T) {
 // At READ COMMITTED the same SaveTx of a store that is not stale commits.
 func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTxPlainJournalRepeatableReadFenced)
+}
+
+func testSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 	for _, tc := range []struct {
 		iso   pgx.TxIsoLevel
 		peer  bool
@@ -207,6 +223,10 @@ func TestSaveTxPlainJournalRepeatableReadFenced(t *testing.T) {
 // and the row, durable all the same, is adopted by the next save.
 func TestSaveTxPlainJournalNotHeldBack(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTxPlainJournalNotHeldBack)
+}
+
+func testSaveTxPlainJournalNotHeldBack(t *testing.T) {
 	x := setupTx(t)
 	save(t, x.s, map[string]uint64{"a": 1})
 	called := false

@@ -76,6 +76,10 @@ func wantSink(t *testing.T, pool *pgxpool.Pool, want ...string) {
 
 func TestSaveTx(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTx)
+}
+
+func testSaveTx(t *testing.T) {
 
 	t.Run("Commit", func(t *testing.T) {
 		t.Parallel()
@@ -270,6 +274,10 @@ func TestSaveTx(t *testing.T) {
 // save is in doubt, and the next write resolves it.
 func TestSaveTxCommitCut(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testSaveTxCommitCut)
+}
+
+func testSaveTxCommitCut(t *testing.T) {
 
 	// The store's own journal could read the row at once, but the save is
 	// recorded only when commit returns nil: in doubt until the next write,
