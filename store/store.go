@@ -78,6 +78,9 @@ type Stats struct {
 	// Prunes is the number of successful prunes; PruneErrors of failed ones
 	// (each is retried at the next prune).
 	Prunes, PruneErrors int64
+	// Compactions is, in incremental mode, the number of full snapshots
+	// written (the first of an outbox included).
+	Compactions int64
 }
 
 // Open opens the store of outbox on j and loads its newest snapshot. A

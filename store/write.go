@@ -280,6 +280,9 @@ func (s *Store) committedDespite(ctx context.Context, w *write, cause error) boo
 func (s *Store) commit(w *write, adopted bool) {
 	info := Info{WrittenAt: time.Now(), Writer: s.cfg.writer, Kind: w.kind, Mode: s.cfg.mode()}
 	s.advance(w.seq, adopted, info, func() {
+		if w.kind == RowFull && s.cfg.incremental {
+			s.stats.Compactions++
+		}
 		if w.kind == RowFull {
 			s.st.fullCommitted(w.full, w.seq)
 			return
