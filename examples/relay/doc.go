@@ -31,10 +31,12 @@
 //
 //   - The lease is lost (the session was terminated, the connection cut,
 //     the server restarted): publishing stops at once (its context is the
-//     lease's), the committer is stopped without a final flush (another
-//     relay may lead already: a late save would fence it; the next leader
-//     publishes the unsaved window again), and the relay goes back to
-//     Acquire, as a standby. A save that was already in flight may still
+//     lease's, checked before every call of a publish function, so that
+//     no call begins after the loss even when the function ignores its
+//     context; see Config), the committer is stopped without a final
+//     flush (another relay may lead already: a late save would fence it;
+//     the next leader publishes the unsaved window again), and the relay
+//     goes back to Acquire, as a standby. A save that was already in flight may still
 //     land after the next leader opened the store: that leader, fenced
 //     while it holds the lease, reopens the store and goes on.
 //   - store.ErrFenced: a *store.FencedError written by an operator

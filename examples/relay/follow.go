@@ -123,6 +123,11 @@ type syncSink struct {
 func (s *syncSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
 	var done uint64
 	for _, ev := range events {
+		// The lease before every call: once it is lost (ctx ended), no
+		// call begins, whether or not Publish watches its ctx.
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
 		if err := s.r.cfg.Publish(ctx, ev); err != nil {
 			if ctx.Err() != nil {
 				return done, ctx.Err()
@@ -178,6 +183,14 @@ func (s *asyncSink) publish(ctx context.Context, pid string, events []journal.Ev
 		// Track first: until its ack, no save of pid reaches this event,
 		// whatever order the acks come in.
 		if err := s.c.Track(pid, ev.SequenceNr); err != nil {
+			<-s.slots
+			return done, err
+		}
+		// The lease right before the call: select picks at random among
+		// ready cases, so a free slot may have won over an ended ctx. The
+		// event tracked above is not published: it holds its stream's
+		// offset below it, as an event in flight does.
+		if err := ctx.Err(); err != nil {
 			<-s.slots
 			return done, err
 		}
@@ -292,6 +305,10 @@ func (s *txSink) commit(ctx context.Context, pid string, events []journal.Event,
 	}
 	// A no-op once committed; otherwise the sink's rows go with it.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The lease before the call: Begin may have succeeded as it was lost.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.r.cfg.PublishTx(ctx, tx, events); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -35,6 +35,21 @@ var ErrInvalidConfig = errors.New("relay: invalid config")
 
 // Config configures a relay. Pool, Outbox and exactly one of Publish,
 // PublishAsync and PublishTx are required.
+//
+// # The publish functions and their ctx
+//
+// The ctx given to Publish, PublishAsync and PublishTx is the lease's: it
+// ends the moment the relay learns that its leadership is lost (or Run's
+// ctx is cancelled). The relay checks it right before every call and
+// calls no publish function once it has ended, whatever the function does
+// with it: a publish function that ignores ctx is never called after the
+// loss. What the relay cannot stop is a call already under way: a
+// function that ignores ctx delivers the event it was given even when the
+// lease is lost during the call, perhaps after the next leader began, so
+// that event may be published twice at once. A publish function should
+// therefore pass ctx to its client (or check it) and return promptly once
+// it ends; an event whose delivery was cut short is published again by
+// the next leader (at-least-once).
 type Config struct {
 	// Pool connects to the database of the journal. The leadership is held
 	// on a connection of its own, opened with the pool's config.
@@ -43,19 +58,25 @@ type Config struct {
 	Outbox string
 
 	// Publish publishes one event and returns once it is delivered. An
-	// error stops the relay (Run returns a *PublishError).
+	// error stops the relay (Run returns a *PublishError). It is called
+	// from one goroutine, one event at a time, never after ctx ended (see
+	// above).
 	Publish func(ctx context.Context, ev journal.Event) error
 	// PublishAsync starts publishing one event and returns; ack must be
 	// called exactly once, from any goroutine, when the delivery is
 	// confirmed (nil) or has failed (an error, which stops the relay).
 	// Acks may come in any order. At most MaxInFlight events wait for
-	// their ack.
+	// their ack. It is never called after ctx ended (see above); acks
+	// that come after the lease was lost are not saved.
 	PublishAsync func(ctx context.Context, ev journal.Event, ack func(error))
 	// PublishTx writes the effects of events (consecutive events of one
 	// stream) through tx, an open transaction on Pool; the relay then
 	// saves the stream's offset in the same transaction and commits it.
 	// Exactly once for sinks in the journal's database. An error rolls
-	// the transaction back and stops the relay.
+	// the transaction back and stops the relay. It is never called after
+	// ctx ended (see above); a transaction under way when the lease is
+	// lost rolls back, unless its COMMIT was sent already (the next
+	// leader's first save then meets its row: fenced, it reopens).
 	PublishTx func(ctx context.Context, tx pgx.Tx, events []journal.Event) error
 
 	// Follow, when set, selects the streams to relay among those listed
