@@ -118,11 +118,16 @@ func (r *Relay) heads(ctx context.Context, streams []string) (map[string]uint64,
 type syncSink struct {
 	r *Relay
 	c *store.Committer
+	w *window
 }
 
 func (s *syncSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
 	var done uint64
 	for _, ev := range events {
+		// Back-pressure: wait while too much is unsaved.
+		if err := s.w.admit(ctx); err != nil {
+			return done, err
+		}
 		// The lease before every call: once it is lost (ctx ended), no
 		// call begins, whether or not Publish watches its ctx.
 		if err := ctx.Err(); err != nil {
@@ -141,12 +146,18 @@ func (s *syncSink) publish(ctx context.Context, pid string, events []journal.Eve
 		if err := s.c.Mark(pid, ev.SequenceNr); err != nil {
 			return done, err
 		}
+		s.w.done()
 		done = ev.SequenceNr
 	}
 	return done, nil
 }
 
-func (s *syncSink) err() error { return fencedOnly(s.c.Err()) }
+func (s *syncSink) err() error {
+	if err := fencedOnly(s.c.Err()); err != nil {
+		return err
+	}
+	return s.w.check()
+}
 
 // fencedOnly keeps ErrFenced, which stops the committer; other errors of
 // Committer.Err are retried by the committer and surface from Mark if they
@@ -163,6 +174,7 @@ func fencedOnly(err error) error {
 type asyncSink struct {
 	r     *Relay
 	c     *store.Committer
+	w     *window
 	slots chan struct{}
 
 	mu   sync.Mutex
@@ -173,6 +185,10 @@ func (s *asyncSink) publish(ctx context.Context, pid string, events []journal.Ev
 	var done uint64
 	for _, ev := range events {
 		if err := s.failed(); err != nil {
+			return done, err
+		}
+		// Back-pressure: wait while too much is unsaved.
+		if err := s.w.admit(ctx); err != nil {
 			return done, err
 		}
 		select {
@@ -211,9 +227,13 @@ func (s *asyncSink) ack(pid string, seq uint64, err error) {
 		return
 	}
 	s.r.published.Add(1)
-	if err := s.c.Mark(pid, seq); err != nil && !errors.Is(err, store.ErrClosed) {
-		s.setFail(err)
+	if err := s.c.Mark(pid, seq); err != nil {
+		if !errors.Is(err, store.ErrClosed) {
+			s.setFail(err)
+		}
+		return
 	}
+	s.w.done() // before the slot is given back: drain counts on it
 	// An ack after Close (its wait timed out) is not saved: the event is
 	// published again by the next leader, as at-least-once allows.
 }
@@ -236,7 +256,31 @@ func (s *asyncSink) err() error {
 	if err := s.failed(); err != nil {
 		return err
 	}
-	return fencedOnly(s.c.Err())
+	if err := fencedOnly(s.c.Err()); err != nil {
+		return err
+	}
+	return s.w.check()
+}
+
+// drain returns once every ack in flight has come (nil), or ctx ends
+// (its error), or an ack failed (that failure): it takes every slot and
+// gives them back.
+func (s *asyncSink) drain(ctx context.Context) error {
+	taken := 0
+	defer func() {
+		for range taken {
+			<-s.slots
+		}
+	}()
+	for range cap(s.slots) {
+		select {
+		case s.slots <- struct{}{}:
+			taken++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.failed()
 }
 
 // wait returns once every ack in flight has come, or ctx ends: it takes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -28,6 +29,10 @@ const (
 	DefaultPollInterval  = 100 * time.Millisecond
 	DefaultDiscoverEvery = time.Second
 	DefaultCloseTimeout  = 10 * time.Second
+
+	// DefaultMaxUnsavedCommits × CommitEvery is the default MaxUnsaved.
+	DefaultMaxUnsavedCommits = 10
+	DefaultMaxSaveFailure    = time.Minute
 )
 
 // ErrInvalidConfig is matched by the error of New for a Config it refuses.
@@ -120,6 +125,35 @@ type Config struct {
 	// in flight and the committer's Close) and the release of the lease.
 	// Defaults to DefaultCloseTimeout (10s).
 	CloseTimeout time.Duration
+
+	// MaxUnsaved bounds, with Publish and PublishAsync, the events
+	// published whose offsets are not yet known to be saved
+	// (Stats.Unsaved): the events the next leader publishes again after
+	// a crash. When it is reached, publishing pauses (Stats.Paused, a
+	// warning in the log): with PublishAsync the acks in flight are
+	// awaited, then the committer is flushed, again with growing delays
+	// while the flush fails, and publishing resumes once it succeeds.
+	// While saves keep up, the relay learns of them without pausing, a
+	// few saves late; a MaxUnsaved close to CommitEvery makes pauses the
+	// usual way to save. With PublishAsync, the events in flight
+	// (MaxInFlight) come on top. Defaults to DefaultMaxUnsavedCommits ×
+	// CommitEvery (10 000).
+	MaxUnsaved int
+	// MaxSaveFailure bounds how long the relay goes on without a
+	// successful save of the offsets while published events wait to be
+	// saved, whether the saves fail (disk full, permission denied, a
+	// read-only server) or hang (a lock held by a writer whose network
+	// vanished): past it, the relay stops (with the final flush, bounded
+	// by CloseTimeout, and the release of the lease) and Run returns a
+	// *SaveFailureError matching ErrSaveFailing. Each failed save is
+	// counted in Stats.SaveErrors, the latest kept in Stats.LastSaveError,
+	// and the first of a series logged as a warning. Defaults to
+	// DefaultMaxSaveFailure (1m).
+	MaxSaveFailure time.Duration
+	// Logger receives what the relay handles without returning it: saves
+	// failing and working again, pauses of publishing, lost leases. Run's
+	// errors are returned, not logged. Defaults to none (nothing logged).
+	Logger *slog.Logger
 }
 
 // PublishError is the error of Run after a failed publish.
@@ -161,6 +195,24 @@ type Stats struct {
 	// Snapshot is the sequence number of the newest snapshot the relay's
 	// store wrote or loaded.
 	Snapshot uint64
+
+	// SaveErrors counts the failed saves of the offsets: the committers'
+	// failed attempts, and with PublishTx the transactions run again
+	// after a lock timeout (see Config.PublishTx).
+	SaveErrors int64
+	// LastSaveError is the error of the latest failed save while saves
+	// fail; nil once a save succeeds.
+	LastSaveError error
+	// Unsaved is the number of events published (Publish returned nil, or
+	// their ack came) whose offsets are not yet known to be saved: what
+	// the next leader would publish again after a crash now. At most
+	// Config.MaxUnsaved, plus the acks in flight with PublishAsync. Once
+	// a leadership ended, what it left unsaved (0 after a final flush that
+	// saved everything). Always 0 with PublishTx.
+	Unsaved int64
+	// Paused counts the pauses of publishing because Unsaved reached
+	// Config.MaxUnsaved.
+	Paused int64
 }
 
 // Relay is one relay process of an outbox. Run it with Run.
@@ -169,12 +221,19 @@ type Relay struct {
 	j      journal.Journal
 	lister journal.StreamLister
 
+	log *slog.Logger
+
 	leaderships, published, saves, reopens, fenced, idle atomic.Int64
+	paused, txSaveErrors                                 atomic.Int64
 	opened, snapshot                                     atomic.Uint64
 
-	mu        sync.Mutex
-	committer *store.Committer // the live one, for Stats
-	saved     int64            // saves of the committers already closed
+	mu         sync.Mutex
+	committer  *store.Committer // the live one, for Stats
+	window     *window          // the live committer's
+	saved      int64            // saves of the committers already closed
+	saveErrors int64            // failed saves of the committers already closed
+	unsavedEnd int64            // Stats.Unsaved of the last session, once ended
+	lastErr    error            // Stats.LastSaveError
 }
 
 // New validates cfg and fills in its defaults.
@@ -190,9 +249,9 @@ func New(cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("%w: Pool is nil", ErrInvalidConfig)
 	case modes != 1:
 		return nil, fmt.Errorf("%w: set exactly one of Publish, PublishAsync and PublishTx (%d set)", ErrInvalidConfig, modes)
-	case cfg.MaxInFlight < 0 || cfg.BatchSize < 0 || cfg.CommitEvery < 0:
-		return nil, fmt.Errorf("%w: MaxInFlight, BatchSize and CommitEvery must not be negative", ErrInvalidConfig)
-	case cfg.PollInterval < 0 || cfg.DiscoverEvery < 0 || cfg.CloseTimeout < 0 || cfg.CommitInterval < 0:
+	case cfg.MaxInFlight < 0 || cfg.BatchSize < 0 || cfg.CommitEvery < 0 || cfg.MaxUnsaved < 0:
+		return nil, fmt.Errorf("%w: MaxInFlight, BatchSize, CommitEvery and MaxUnsaved must not be negative", ErrInvalidConfig)
+	case cfg.PollInterval < 0 || cfg.DiscoverEvery < 0 || cfg.CloseTimeout < 0 || cfg.CommitInterval < 0 || cfg.MaxSaveFailure < 0:
 		return nil, fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
 	}
 	if err := leader.ValidateOutbox(cfg.Outbox); err != nil {
@@ -205,6 +264,12 @@ func New(cfg Config) (*Relay, error) {
 	cfg.PollInterval = or(cfg.PollInterval, DefaultPollInterval)
 	cfg.DiscoverEvery = or(cfg.DiscoverEvery, DefaultDiscoverEvery)
 	cfg.CloseTimeout = or(cfg.CloseTimeout, DefaultCloseTimeout)
+	cfg.MaxUnsaved = or(cfg.MaxUnsaved, DefaultMaxUnsavedCommits*cfg.CommitEvery)
+	cfg.MaxSaveFailure = or(cfg.MaxSaveFailure, DefaultMaxSaveFailure)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if cfg.Journal == nil {
 		cfg.Journal = pgjournal.New(cfg.Pool, cfg.JournalOptions...)
 	}
@@ -212,7 +277,7 @@ func New(cfg Config) (*Relay, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the journal %T does not list streams (journal.StreamLister)", ErrInvalidConfig, cfg.Journal)
 	}
-	return &Relay{cfg: cfg, j: cfg.Journal, lister: lister}, nil
+	return &Relay{cfg: cfg, j: cfg.Journal, lister: lister, log: log}, nil
 }
 
 func or[T comparable](v, def T) T {
@@ -227,21 +292,35 @@ func or[T comparable](v, def T) T {
 // runs.
 func (r *Relay) Stats() Stats {
 	r.mu.Lock()
-	saves := r.saved
+	saves, saveErrors, lastErr, unsaved := r.saved, r.saveErrors, r.lastErr, r.unsavedEnd
 	if r.committer != nil {
-		saves += r.committer.Stats().Saves
+		cs := r.committer.Stats()
+		saves += cs.Saves
+		saveErrors += cs.SaveErrors
+		unsaved = r.window.unsaved()
 	}
 	r.mu.Unlock()
 	return Stats{
-		Leaderships: r.leaderships.Load(),
-		Published:   r.published.Load(),
-		Saves:       saves + r.saves.Load(),
-		Reopens:     r.reopens.Load(),
-		Fenced:      r.fenced.Load(),
-		IdlePasses:  r.idle.Load(),
-		Opened:      r.opened.Load(),
-		Snapshot:    r.snapshot.Load(),
+		SaveErrors:    saveErrors + r.txSaveErrors.Load(),
+		LastSaveError: lastErr,
+		Unsaved:       unsaved,
+		Paused:        r.paused.Load(),
+		Leaderships:   r.leaderships.Load(),
+		Published:     r.published.Load(),
+		Saves:         saves + r.saves.Load(),
+		Reopens:       r.reopens.Load(),
+		Fenced:        r.fenced.Load(),
+		IdlePasses:    r.idle.Load(),
+		Opened:        r.opened.Load(),
+		Snapshot:      r.snapshot.Load(),
 	}
+}
+
+// setLastSaveError records Stats.LastSaveError.
+func (r *Relay) setLastSaveError(err error) {
+	r.mu.Lock()
+	r.lastErr = err
+	r.mu.Unlock()
 }
 
 // maxConnectFailures is how many times in a row Run tries to reach the
@@ -277,8 +356,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		connectFailures = 0
 		r.leaderships.Add(1)
+		r.log.Info("relay: leading", "outbox", r.cfg.Outbox, "backend_pid", lease.BackendPID())
 
 		err = r.lead(ctx, lease)
+		if lerr := lease.Err(); errors.Is(lerr, leader.ErrLost) {
+			r.log.Warn("relay: leadership lost; publishing stopped", "outbox", r.cfg.Outbox, "err", lerr)
+		}
 
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CloseTimeout)
 		relErr := lease.Release(rctx) // nil for a lease already lost
@@ -295,6 +378,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		case errors.As(err, &fenced) && !fenced.ByOperator():
 			// Another relay wrote after this one lost its lease, or kept
 			// writing without one: stand by again.
+			r.log.Warn("relay: fenced by another relay; standing by", "outbox", r.cfg.Outbox, "err", err)
 		case err != nil:
 			return errors.Join(err, relErr)
 		}
@@ -359,15 +443,21 @@ func (r *Relay) session(ctx, lctx context.Context, lease *leader.Lease) error {
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.committer = c
-	r.mu.Unlock()
-	var sink sink = &syncSink{r: r, c: c}
+	var sink sink
 	var async *asyncSink
+	var w *window
 	if r.cfg.PublishAsync != nil {
 		async = &asyncSink{r: r, c: c, slots: make(chan struct{}, r.cfg.MaxInFlight)}
+		w = newWindow(r, c, async.drain)
+		async.w = w
 		sink = async
+	} else {
+		w = newWindow(r, c, nil)
+		sink = &syncSink{r: r, c: c, w: w}
 	}
+	r.mu.Lock()
+	r.committer, r.window = c, w
+	r.mu.Unlock()
 
 	err = r.stopped(lctx, r.follow(lctx, st, sink))
 
@@ -389,9 +479,15 @@ func (r *Relay) session(ctx, lctx context.Context, lease *leader.Lease) error {
 	if lost {
 		closeErr = nil // the abandon above, by design: not a failure
 	}
+	cs := c.Stats()
 	r.mu.Lock()
-	r.saved += c.Stats().Saves
-	r.committer = nil
+	r.saved += cs.Saves
+	r.saveErrors += cs.SaveErrors
+	r.unsavedEnd = 0
+	if closeErr != nil || lost {
+		r.unsavedEnd = w.unsaved() // abandoned: the next leader publishes it again
+	}
+	r.committer, r.window = nil, nil
 	r.mu.Unlock()
 	errs := []error{err}
 	if async != nil {
