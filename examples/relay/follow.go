@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
@@ -298,14 +300,22 @@ func (s *asyncSink) wait(ctx context.Context) {
 // txSink writes each batch with Config.PublishTx and saves the stream's
 // offset in the same transaction (store.Store.SaveTx).
 type txSink struct {
-	r  *Relay
-	st *store.Store
+	r      *Relay
+	st     *store.Store
+	bounds pgjournal.TxBounds // of every transaction (see txBounds)
+	retry  txRetry
 }
 
 func (s *txSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	return s.retry.run(ctx, func() (uint64, error) { return s.publishOnce(ctx, pid, events) })
+}
+
+// publishOnce runs the batch's transaction, and again if its commit was
+// in doubt.
+func (s *txSink) publishOnce(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
 	last := events[len(events)-1].SequenceNr
 	err := s.commit(ctx, pid, events, last)
 	if errors.Is(err, store.ErrInDoubt) && ctx.Err() == nil {
@@ -343,7 +353,7 @@ func (s *txSink) publish(ctx context.Context, pid string, events []journal.Event
 }
 
 func (s *txSink) commit(ctx context.Context, pid string, events []journal.Event, last uint64) error {
-	tx, err := s.r.cfg.Pool.Begin(ctx)
+	tx, err := pgjournal.BeginBounded(ctx, s.r.cfg.Pool, pgx.TxOptions{}, s.bounds)
 	if err != nil {
 		return err
 	}

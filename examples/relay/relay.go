@@ -436,7 +436,8 @@ func (r *Relay) session(ctx, lctx context.Context, lease *leader.Lease) error {
 	r.snapshot.Store(st.SequenceNr())
 	defer func() { r.snapshot.Store(st.SequenceNr()) }()
 	if r.cfg.PublishTx != nil {
-		return r.stopped(lctx, r.follow(lctx, st, &txSink{r: r, st: st}))
+		tx := &txSink{r: r, st: st, bounds: txBounds(lease.SessionTimeout()), retry: txRetry{r: r}}
+		return r.stopped(lctx, r.follow(lctx, st, tx))
 	}
 
 	c, err := store.NewCommitter(st, store.WithCommitEvery(r.cfg.CommitEvery), store.WithCommitInterval(r.cfg.CommitInterval))
