@@ -82,6 +82,19 @@ type Config struct {
 	// ctx ended (see above); a transaction under way when the lease is
 	// lost rolls back, unless its COMMIT was sent already (the next
 	// leader's first save then meets its row: fenced, it reopens).
+	//
+	// The transaction carries server-side bounds tied to the lease's
+	// session timeout d (leader.WithSessionTimeout, default 10 s), set
+	// for it alone (pgjournal.BeginBounded), so that a leader whose
+	// network vanishes in the middle of it does not block the next one:
+	// the server ends the session of a transaction idle for d between
+	// two statements (idle_in_transaction_session_timeout; PublishTx must
+	// not wait that long between statements), or silent at the TCP level
+	// for about d; a lock wait longer than 2d (lock_timeout, SQLSTATE
+	// 55P03, in PublishTx's statements too) rolls the transaction back
+	// and the relay runs it again, counted in Stats.SaveErrors, until
+	// MaxSaveFailure has passed without a commit (Run then returns a
+	// *SaveFailureError). A SET LOCAL in PublishTx overrides them.
 	PublishTx func(ctx context.Context, tx pgx.Tx, events []journal.Event) error
 
 	// Follow, when set, selects the streams to relay among those listed
