@@ -160,7 +160,8 @@ type Config struct {
 	// by CloseTimeout, and the release of the lease) and Run returns a
 	// *SaveFailureError matching ErrSaveFailing. Each failed save is
 	// counted in Stats.SaveErrors, the latest kept in Stats.LastSaveError,
-	// and the first of a series logged as a warning. Defaults to
+	// and the first of a series logged as a warning. The time counts
+	// within one leadership: a new one starts afresh. Defaults to
 	// DefaultMaxSaveFailure (1m).
 	MaxSaveFailure time.Duration
 	// Logger receives what the relay handles without returning it: saves

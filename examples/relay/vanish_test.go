@@ -172,7 +172,14 @@ func TestStreamLockHeldTx(t *testing.T) {
 	if !errors.Is(err, relay.ErrSaveFailing) || !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
 		t.Fatalf("Run = %v; want ErrSaveFailing after lock timeouts (55P03)", err)
 	}
-	if took < 3*time.Second || took > 3*time.Second+2*d+3*time.Second {
+	switch {
+	case took < 3*time.Second:
+		t.Errorf("Run returned after %v, before MaxSaveFailure (3s)", took)
+	case st.Leaderships > 1:
+		// The lease was lost meanwhile (a loaded machine: a ping late by
+		// d/5): the new leadership's clock started afresh.
+		t.Logf("%d leaderships: no upper bound to check", st.Leaderships)
+	case took > 3*time.Second+2*d+3*time.Second:
 		t.Errorf("Run returned after %v; want after MaxSaveFailure (3s), within one more lock wait (%v)", took, 2*d)
 	}
 	if st.SaveErrors < 2 || st.LastSaveError == nil || st.Saves != 0 || st.Published != 0 {
