@@ -56,6 +56,9 @@ func TestTryAcquireWhileHeld(t *testing.T) {
 	db := testdb.New(t)
 	other := db.NewPool(t, nil)
 	a := mustTry(t, db.Pool, "orders")
+	if got := a.SessionTimeout(); got != 2*time.Second {
+		t.Fatalf("SessionTimeout() = %v, want the 2s it was taken with", got)
+	}
 	if got := holder(t, db.Pool, "orders"); got != a.BackendPID() {
 		t.Fatalf("pg_locks names pid %d as the holder, want the lease's %d", got, a.BackendPID())
 	}

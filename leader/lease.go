@@ -30,6 +30,7 @@ type Lease struct {
 	pid    uint32
 	conn   *pgx.Conn
 
+	timeout  time.Duration // the session timeout (WithSessionTimeout)
 	interval time.Duration
 
 	ctx    context.Context
@@ -49,6 +50,7 @@ func newLease(ctx context.Context, c *candidate, conn *pgx.Conn) *Lease {
 		key:      c.key,
 		pid:      conn.PgConn().PID(),
 		conn:     conn,
+		timeout:  c.timeout,
 		interval: c.interval,
 		lost:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -69,6 +71,12 @@ func (l *Lease) Key() int64 { return l.key }
 // BackendPID returns the server process id of the lease's session, as
 // pg_stat_activity and pg_locks show it.
 func (l *Lease) BackendPID() uint32 { return l.pid }
+
+// SessionTimeout returns the session timeout the lease was taken with
+// (WithSessionTimeout): the bound on a silent network loss, to which
+// callers tie bounds of their own (the reference relay bounds its
+// transactions with it).
+func (l *Lease) SessionTimeout() time.Duration { return l.timeout }
 
 // Lost returns a channel closed as soon as the lease is lost: the session
 // ended without Release. It is not closed by Release.

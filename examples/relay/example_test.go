@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"time"
@@ -44,8 +45,9 @@ func Example() {
 			fmt.Printf("%s #%d\n", ev.PersistenceID, ev.SequenceNr)
 			return nil
 		},
-		CommitEvery:    1000,        // save after 1000 events …
-		CommitInterval: time.Second, // … or a second, whichever comes first
+		CommitEvery:    1000,           // save after 1000 events …
+		CommitInterval: time.Second,    // … or a second, whichever comes first
+		Logger:         slog.Default(), // failing saves, pauses, lost leases
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/outboxkit/offsetstore/journal"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
@@ -118,11 +120,21 @@ func (r *Relay) heads(ctx context.Context, streams []string) (map[string]uint64,
 type syncSink struct {
 	r *Relay
 	c *store.Committer
+	w *window
 }
 
 func (s *syncSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
 	var done uint64
 	for _, ev := range events {
+		// Back-pressure: wait while too much is unsaved.
+		if err := s.w.admit(ctx); err != nil {
+			return done, err
+		}
+		// The lease before every call: once it is lost (ctx ended), no
+		// call begins, whether or not Publish watches its ctx.
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
 		if err := s.r.cfg.Publish(ctx, ev); err != nil {
 			if ctx.Err() != nil {
 				return done, ctx.Err()
@@ -136,12 +148,18 @@ func (s *syncSink) publish(ctx context.Context, pid string, events []journal.Eve
 		if err := s.c.Mark(pid, ev.SequenceNr); err != nil {
 			return done, err
 		}
+		s.w.done()
 		done = ev.SequenceNr
 	}
 	return done, nil
 }
 
-func (s *syncSink) err() error { return fencedOnly(s.c.Err()) }
+func (s *syncSink) err() error {
+	if err := fencedOnly(s.c.Err()); err != nil {
+		return err
+	}
+	return s.w.check()
+}
 
 // fencedOnly keeps ErrFenced, which stops the committer; other errors of
 // Committer.Err are retried by the committer and surface from Mark if they
@@ -158,6 +176,7 @@ func fencedOnly(err error) error {
 type asyncSink struct {
 	r     *Relay
 	c     *store.Committer
+	w     *window
 	slots chan struct{}
 
 	mu   sync.Mutex
@@ -170,6 +189,10 @@ func (s *asyncSink) publish(ctx context.Context, pid string, events []journal.Ev
 		if err := s.failed(); err != nil {
 			return done, err
 		}
+		// Back-pressure: wait while too much is unsaved.
+		if err := s.w.admit(ctx); err != nil {
+			return done, err
+		}
 		select {
 		case s.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -178,6 +201,14 @@ func (s *asyncSink) publish(ctx context.Context, pid string, events []journal.Ev
 		// Track first: until its ack, no save of pid reaches this event,
 		// whatever order the acks come in.
 		if err := s.c.Track(pid, ev.SequenceNr); err != nil {
+			<-s.slots
+			return done, err
+		}
+		// The lease right before the call: select picks at random among
+		// ready cases, so a free slot may have won over an ended ctx. The
+		// event tracked above is not published: it holds its stream's
+		// offset below it, as an event in flight does.
+		if err := ctx.Err(); err != nil {
 			<-s.slots
 			return done, err
 		}
@@ -198,9 +229,13 @@ func (s *asyncSink) ack(pid string, seq uint64, err error) {
 		return
 	}
 	s.r.published.Add(1)
-	if err := s.c.Mark(pid, seq); err != nil && !errors.Is(err, store.ErrClosed) {
-		s.setFail(err)
+	if err := s.c.Mark(pid, seq); err != nil {
+		if !errors.Is(err, store.ErrClosed) {
+			s.setFail(err)
+		}
+		return
 	}
+	s.w.done() // before the slot is given back: drain counts on it
 	// An ack after Close (its wait timed out) is not saved: the event is
 	// published again by the next leader, as at-least-once allows.
 }
@@ -223,7 +258,31 @@ func (s *asyncSink) err() error {
 	if err := s.failed(); err != nil {
 		return err
 	}
-	return fencedOnly(s.c.Err())
+	if err := fencedOnly(s.c.Err()); err != nil {
+		return err
+	}
+	return s.w.check()
+}
+
+// drain returns once every ack in flight has come (nil), or ctx ends
+// (its error), or an ack failed (that failure): it takes every slot and
+// gives them back.
+func (s *asyncSink) drain(ctx context.Context) error {
+	taken := 0
+	defer func() {
+		for range taken {
+			<-s.slots
+		}
+	}()
+	for range cap(s.slots) {
+		select {
+		case s.slots <- struct{}{}:
+			taken++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.failed()
 }
 
 // wait returns once every ack in flight has come, or ctx ends: it takes
@@ -241,14 +300,22 @@ func (s *asyncSink) wait(ctx context.Context) {
 // txSink writes each batch with Config.PublishTx and saves the stream's
 // offset in the same transaction (store.Store.SaveTx).
 type txSink struct {
-	r  *Relay
-	st *store.Store
+	r      *Relay
+	st     *store.Store
+	bounds pgjournal.TxBounds // of every transaction (see txBounds)
+	retry  txRetry
 }
 
 func (s *txSink) publish(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
+	return s.retry.run(ctx, func() (uint64, error) { return s.publishOnce(ctx, pid, events) })
+}
+
+// publishOnce runs the batch's transaction, and again if its commit was
+// in doubt.
+func (s *txSink) publishOnce(ctx context.Context, pid string, events []journal.Event) (uint64, error) {
 	last := events[len(events)-1].SequenceNr
 	err := s.commit(ctx, pid, events, last)
 	if errors.Is(err, store.ErrInDoubt) && ctx.Err() == nil {
@@ -286,12 +353,16 @@ func (s *txSink) publish(ctx context.Context, pid string, events []journal.Event
 }
 
 func (s *txSink) commit(ctx context.Context, pid string, events []journal.Event, last uint64) error {
-	tx, err := s.r.cfg.Pool.Begin(ctx)
+	tx, err := pgjournal.BeginBounded(ctx, s.r.cfg.Pool, pgx.TxOptions{}, s.bounds)
 	if err != nil {
 		return err
 	}
 	// A no-op once committed; otherwise the sink's rows go with it.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The lease before the call: Begin may have succeeded as it was lost.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := s.r.cfg.PublishTx(ctx, tx, events); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

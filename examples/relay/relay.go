@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -28,6 +29,11 @@ const (
 	DefaultPollInterval  = 100 * time.Millisecond
 	DefaultDiscoverEvery = time.Second
 	DefaultCloseTimeout  = 10 * time.Second
+
+	// DefaultMaxUnsavedCommits × CommitEvery is the default MaxUnsaved.
+	DefaultMaxUnsavedCommits = 10
+	// DefaultMaxSaveFailure is the default MaxSaveFailure.
+	DefaultMaxSaveFailure = time.Minute
 )
 
 // ErrInvalidConfig is matched by the error of New for a Config it refuses.
@@ -35,6 +41,21 @@ var ErrInvalidConfig = errors.New("relay: invalid config")
 
 // Config configures a relay. Pool, Outbox and exactly one of Publish,
 // PublishAsync and PublishTx are required.
+//
+// # The publish functions and their ctx
+//
+// The ctx given to Publish, PublishAsync and PublishTx is the lease's: it
+// ends the moment the relay learns that its leadership is lost (or Run's
+// ctx is cancelled). The relay checks it right before every call and
+// calls no publish function once it has ended, whatever the function does
+// with it: a publish function that ignores ctx is never called after the
+// loss. What the relay cannot stop is a call already under way: a
+// function that ignores ctx delivers the event it was given even when the
+// lease is lost during the call, perhaps after the next leader began, so
+// that event may be published twice at once. A publish function should
+// therefore pass ctx to its client (or check it) and return promptly once
+// it ends; an event whose delivery was cut short is published again by
+// the next leader (at-least-once).
 type Config struct {
 	// Pool connects to the database of the journal. The leadership is held
 	// on a connection of its own, opened with the pool's config.
@@ -43,19 +64,38 @@ type Config struct {
 	Outbox string
 
 	// Publish publishes one event and returns once it is delivered. An
-	// error stops the relay (Run returns a *PublishError).
+	// error stops the relay (Run returns a *PublishError). It is called
+	// from one goroutine, one event at a time, never after ctx ended (see
+	// above).
 	Publish func(ctx context.Context, ev journal.Event) error
 	// PublishAsync starts publishing one event and returns; ack must be
 	// called exactly once, from any goroutine, when the delivery is
 	// confirmed (nil) or has failed (an error, which stops the relay).
 	// Acks may come in any order. At most MaxInFlight events wait for
-	// their ack.
+	// their ack. It is never called after ctx ended (see above); acks
+	// that come after the lease was lost are not saved.
 	PublishAsync func(ctx context.Context, ev journal.Event, ack func(error))
 	// PublishTx writes the effects of events (consecutive events of one
 	// stream) through tx, an open transaction on Pool; the relay then
 	// saves the stream's offset in the same transaction and commits it.
 	// Exactly once for sinks in the journal's database. An error rolls
-	// the transaction back and stops the relay.
+	// the transaction back and stops the relay. It is never called after
+	// ctx ended (see above); a transaction under way when the lease is
+	// lost rolls back, unless its COMMIT was sent already (the next
+	// leader's first save then meets its row: fenced, it reopens).
+	//
+	// The transaction carries server-side bounds tied to the lease's
+	// session timeout d (leader.WithSessionTimeout, default 10 s), set
+	// for it alone (pgjournal.BeginBounded), so that a leader whose
+	// network vanishes in the middle of it does not block the next one:
+	// the server ends the session of a transaction idle for d between
+	// two statements (idle_in_transaction_session_timeout; PublishTx must
+	// not wait that long between statements), or silent at the TCP level
+	// for about d; a lock wait longer than 2d (lock_timeout, SQLSTATE
+	// 55P03, in PublishTx's statements too) rolls the transaction back
+	// and the relay runs it again, counted in Stats.SaveErrors, until
+	// MaxSaveFailure has passed without a commit (Run then returns a
+	// *SaveFailureError). A SET LOCAL in PublishTx overrides them.
 	PublishTx func(ctx context.Context, tx pgx.Tx, events []journal.Event) error
 
 	// Follow, when set, selects the streams to relay among those listed
@@ -99,6 +139,36 @@ type Config struct {
 	// in flight and the committer's Close) and the release of the lease.
 	// Defaults to DefaultCloseTimeout (10s).
 	CloseTimeout time.Duration
+
+	// MaxUnsaved bounds, with Publish and PublishAsync, the events
+	// published whose offsets are not yet known to be saved
+	// (Stats.Unsaved): the events the next leader publishes again after
+	// a crash. When it is reached, publishing pauses (Stats.Paused, a
+	// warning in the log): with PublishAsync the acks in flight are
+	// awaited, then the committer is flushed, again with growing delays
+	// while the flush fails, and publishing resumes once it succeeds.
+	// While saves keep up, the relay learns of them without pausing, a
+	// few saves late; a MaxUnsaved close to CommitEvery makes pauses the
+	// usual way to save. With PublishAsync, the events in flight
+	// (MaxInFlight) come on top. Defaults to DefaultMaxUnsavedCommits ×
+	// CommitEvery (10 000).
+	MaxUnsaved int
+	// MaxSaveFailure bounds how long the relay goes on without a
+	// successful save of the offsets while published events wait to be
+	// saved, whether the saves fail (disk full, permission denied, a
+	// read-only server) or hang (a lock held by a writer whose network
+	// vanished): past it, the relay stops (with the final flush, bounded
+	// by CloseTimeout, and the release of the lease) and Run returns a
+	// *SaveFailureError matching ErrSaveFailing. Each failed save is
+	// counted in Stats.SaveErrors, the latest kept in Stats.LastSaveError,
+	// and the first of a series logged as a warning. The time counts
+	// within one leadership: a new one starts afresh. Defaults to
+	// DefaultMaxSaveFailure (1m).
+	MaxSaveFailure time.Duration
+	// Logger receives what the relay handles without returning it: saves
+	// failing and working again, pauses of publishing, lost leases. Run's
+	// errors are returned, not logged. Defaults to none (nothing logged).
+	Logger *slog.Logger
 }
 
 // PublishError is the error of Run after a failed publish.
@@ -115,45 +185,25 @@ func (e *PublishError) Error() string {
 // Unwrap returns the publisher's error.
 func (e *PublishError) Unwrap() error { return e.Err }
 
-// Stats counts what a relay did since New.
-type Stats struct {
-	// Leaderships is the number of leases taken.
-	Leaderships int64
-	// Published is the number of events delivered: Publish returned nil,
-	// an ack came with nil, or a PublishTx transaction committed.
-	Published int64
-	// Saves is the number of saves of the offsets: the committers'
-	// successful saves, or committed transactions with PublishTx.
-	Saves int64
-	// Reopens counts reopens of the store after an operator's change.
-	Reopens int64
-	// Fenced counts fencings by another relay: each reopens the store
-	// while the lease is held (the writer was a former leader), or ends
-	// the leadership when it is not, or after repeated fencings.
-	Fenced int64
-	// IdlePasses counts passes that found nothing new to publish: the
-	// relay had caught up with every stream it knows.
-	IdlePasses int64
-	// Opened is the sequence number of the snapshot loaded by the latest
-	// store.Open (0 for none).
-	Opened uint64
-	// Snapshot is the sequence number of the newest snapshot the relay's
-	// store wrote or loaded.
-	Snapshot uint64
-}
-
 // Relay is one relay process of an outbox. Run it with Run.
 type Relay struct {
 	cfg    Config
 	j      journal.Journal
 	lister journal.StreamLister
 
+	log *slog.Logger
+
 	leaderships, published, saves, reopens, fenced, idle atomic.Int64
+	paused, txSaveErrors                                 atomic.Int64
 	opened, snapshot                                     atomic.Uint64
 
-	mu        sync.Mutex
-	committer *store.Committer // the live one, for Stats
-	saved     int64            // saves of the committers already closed
+	mu         sync.Mutex
+	committer  *store.Committer // the live one, for Stats
+	window     *window          // the live committer's
+	saved      int64            // saves of the committers already closed
+	saveErrors int64            // failed saves of the committers already closed
+	unsavedEnd int64            // Stats.Unsaved of the last session, once ended
+	lastErr    error            // Stats.LastSaveError
 }
 
 // New validates cfg and fills in its defaults.
@@ -169,9 +219,9 @@ func New(cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("%w: Pool is nil", ErrInvalidConfig)
 	case modes != 1:
 		return nil, fmt.Errorf("%w: set exactly one of Publish, PublishAsync and PublishTx (%d set)", ErrInvalidConfig, modes)
-	case cfg.MaxInFlight < 0 || cfg.BatchSize < 0 || cfg.CommitEvery < 0:
-		return nil, fmt.Errorf("%w: MaxInFlight, BatchSize and CommitEvery must not be negative", ErrInvalidConfig)
-	case cfg.PollInterval < 0 || cfg.DiscoverEvery < 0 || cfg.CloseTimeout < 0 || cfg.CommitInterval < 0:
+	case cfg.MaxInFlight < 0 || cfg.BatchSize < 0 || cfg.CommitEvery < 0 || cfg.MaxUnsaved < 0:
+		return nil, fmt.Errorf("%w: MaxInFlight, BatchSize, CommitEvery and MaxUnsaved must not be negative", ErrInvalidConfig)
+	case cfg.PollInterval < 0 || cfg.DiscoverEvery < 0 || cfg.CloseTimeout < 0 || cfg.CommitInterval < 0 || cfg.MaxSaveFailure < 0:
 		return nil, fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
 	}
 	if err := leader.ValidateOutbox(cfg.Outbox); err != nil {
@@ -184,6 +234,12 @@ func New(cfg Config) (*Relay, error) {
 	cfg.PollInterval = or(cfg.PollInterval, DefaultPollInterval)
 	cfg.DiscoverEvery = or(cfg.DiscoverEvery, DefaultDiscoverEvery)
 	cfg.CloseTimeout = or(cfg.CloseTimeout, DefaultCloseTimeout)
+	cfg.MaxUnsaved = or(cfg.MaxUnsaved, DefaultMaxUnsavedCommits*cfg.CommitEvery)
+	cfg.MaxSaveFailure = or(cfg.MaxSaveFailure, DefaultMaxSaveFailure)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if cfg.Journal == nil {
 		cfg.Journal = pgjournal.New(cfg.Pool, cfg.JournalOptions...)
 	}
@@ -191,7 +247,7 @@ func New(cfg Config) (*Relay, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the journal %T does not list streams (journal.StreamLister)", ErrInvalidConfig, cfg.Journal)
 	}
-	return &Relay{cfg: cfg, j: cfg.Journal, lister: lister}, nil
+	return &Relay{cfg: cfg, j: cfg.Journal, lister: lister, log: log}, nil
 }
 
 func or[T comparable](v, def T) T {
@@ -200,27 +256,6 @@ func or[T comparable](v, def T) T {
 		return def
 	}
 	return v
-}
-
-// Stats returns what the relay did so far. It is safe to call while Run
-// runs.
-func (r *Relay) Stats() Stats {
-	r.mu.Lock()
-	saves := r.saved
-	if r.committer != nil {
-		saves += r.committer.Stats().Saves
-	}
-	r.mu.Unlock()
-	return Stats{
-		Leaderships: r.leaderships.Load(),
-		Published:   r.published.Load(),
-		Saves:       saves + r.saves.Load(),
-		Reopens:     r.reopens.Load(),
-		Fenced:      r.fenced.Load(),
-		IdlePasses:  r.idle.Load(),
-		Opened:      r.opened.Load(),
-		Snapshot:    r.snapshot.Load(),
-	}
 }
 
 // maxConnectFailures is how many times in a row Run tries to reach the
@@ -256,8 +291,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		connectFailures = 0
 		r.leaderships.Add(1)
+		r.log.Info("relay: leading", "outbox", r.cfg.Outbox, "backend_pid", lease.BackendPID())
 
 		err = r.lead(ctx, lease)
+		if lerr := lease.Err(); errors.Is(lerr, leader.ErrLost) {
+			r.log.Warn("relay: leadership lost; publishing stopped", "outbox", r.cfg.Outbox, "err", lerr)
+		}
 
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CloseTimeout)
 		relErr := lease.Release(rctx) // nil for a lease already lost
@@ -274,6 +313,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		case errors.As(err, &fenced) && !fenced.ByOperator():
 			// Another relay wrote after this one lost its lease, or kept
 			// writing without one: stand by again.
+			r.log.Warn("relay: fenced by another relay; standing by", "outbox", r.cfg.Outbox, "err", err)
 		case err != nil:
 			return errors.Join(err, relErr)
 		}
@@ -331,22 +371,29 @@ func (r *Relay) session(ctx, lctx context.Context, lease *leader.Lease) error {
 	r.snapshot.Store(st.SequenceNr())
 	defer func() { r.snapshot.Store(st.SequenceNr()) }()
 	if r.cfg.PublishTx != nil {
-		return r.stopped(lctx, r.follow(lctx, st, &txSink{r: r, st: st}))
+		tx := &txSink{r: r, st: st, bounds: txBounds(lease.SessionTimeout()), retry: txRetry{r: r}}
+		return r.stopped(lctx, r.follow(lctx, st, tx))
 	}
 
 	c, err := store.NewCommitter(st, store.WithCommitEvery(r.cfg.CommitEvery), store.WithCommitInterval(r.cfg.CommitInterval))
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.committer = c
-	r.mu.Unlock()
-	var sink sink = &syncSink{r: r, c: c}
+	var sink sink
 	var async *asyncSink
+	var w *window
 	if r.cfg.PublishAsync != nil {
 		async = &asyncSink{r: r, c: c, slots: make(chan struct{}, r.cfg.MaxInFlight)}
+		w = newWindow(r, c, async.drain)
+		async.w = w
 		sink = async
+	} else {
+		w = newWindow(r, c, nil)
+		sink = &syncSink{r: r, c: c, w: w}
 	}
+	r.mu.Lock()
+	r.committer, r.window = c, w
+	r.mu.Unlock()
 
 	err = r.stopped(lctx, r.follow(lctx, st, sink))
 
@@ -368,9 +415,15 @@ func (r *Relay) session(ctx, lctx context.Context, lease *leader.Lease) error {
 	if lost {
 		closeErr = nil // the abandon above, by design: not a failure
 	}
+	cs := c.Stats()
 	r.mu.Lock()
-	r.saved += c.Stats().Saves
-	r.committer = nil
+	r.saved += cs.Saves
+	r.saveErrors += cs.SaveErrors
+	r.unsavedEnd = 0
+	if closeErr != nil || lost {
+		r.unsavedEnd = w.unsaved() // abandoned: the next leader publishes it again
+	}
+	r.committer, r.window = nil, nil
 	r.mu.Unlock()
 	errs := []error{err}
 	if async != nil {

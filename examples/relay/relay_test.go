@@ -586,12 +586,14 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	t.Parallel()
 	pub := func(context.Context, journal.Event) error { return nil }
 	for name, cfg := range map[string]relay.Config{
-		"no pool":         {Outbox: "x", Publish: pub},
-		"no publish":      {Pool: &pgxpool.Pool{}, Outbox: "x"},
-		"two modes":       {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, PublishAsync: func(context.Context, journal.Event, func(error)) {}},
-		"empty outbox":    {Pool: &pgxpool.Pool{}, Publish: pub},
-		"negative window": {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, CommitEvery: -1},
-		"not a lister":    {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, Journal: plainJournal{journal.NewMemory()}},
+		"no pool":          {Outbox: "x", Publish: pub},
+		"no publish":       {Pool: &pgxpool.Pool{}, Outbox: "x"},
+		"two modes":        {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, PublishAsync: func(context.Context, journal.Event, func(error)) {}},
+		"empty outbox":     {Pool: &pgxpool.Pool{}, Publish: pub},
+		"negative window":  {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, CommitEvery: -1},
+		"negative unsaved": {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, MaxUnsaved: -1},
+		"negative failure": {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, MaxSaveFailure: -time.Second},
+		"not a lister":     {Pool: &pgxpool.Pool{}, Outbox: "x", Publish: pub, Journal: plainJournal{journal.NewMemory()}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := relay.New(cfg); !errors.Is(err, relay.ErrInvalidConfig) {

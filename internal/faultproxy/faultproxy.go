@@ -1,7 +1,9 @@
 // Package faultproxy is a TCP proxy for tests that puts faults between a
-// client and PostgreSQL: added latency, connections reset on demand, and a
+// client and PostgreSQL: added latency, connections reset on demand, a
 // reply dropped after the server has acted on a request (a lost
-// acknowledgement: the server committed, the client never hears of it).
+// acknowledgement: the server committed, the client never hears of it),
+// and a network that vanishes silently as a request is sent (no FIN, no
+// RST: a cable pulled, a host frozen).
 package faultproxy
 
 import (
@@ -21,11 +23,15 @@ type Proxy struct {
 
 	latency atomic.Int64 // nanoseconds added before forwarding each chunk
 
-	mu     sync.Mutex
-	marker []byte // armed: drop the reply to the request containing it
-	conns  map[*link]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	marker   []byte // armed: drop the reply to the request containing it
+	vanishAt []byte // armed: vanish at the request containing it
+	conns    map[*link]struct{}
+	held     []net.Conn // clients accepted after the vanish, held silent
+	closed   bool
+	wg       sync.WaitGroup
+
+	vanished atomic.Bool
 
 	// Dropped counts replies dropped by DropReplyAfter.
 	Dropped atomic.Int64
@@ -76,6 +82,23 @@ func (p *Proxy) DropReplyAfter(marker []byte) {
 	p.marker = bytes.Clone(marker)
 }
 
+// VanishAt arms the proxy once: the first request (client to server
+// data, on any connection) that contains marker is not forwarded, and from
+// then on the network is gone without a word: nothing more is forwarded
+// on any connection, in either direction, and new connections are
+// accepted and never answered. Every socket stays open (no FIN, no RST)
+// until Close, so both ends wait as they would for a host whose network
+// vanished; neither end's TCP keepalive notices, since the proxy's own
+// sockets answer it.
+func (p *Proxy) VanishAt(marker []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.vanishAt = bytes.Clone(marker)
+}
+
+// Vanished reports whether the network vanished (VanishAt).
+func (p *Proxy) Vanished() bool { return p.vanished.Load() }
+
 // Armed reports whether a DropReplyAfter marker is still waiting.
 func (p *Proxy) Armed() bool {
 	p.mu.Lock()
@@ -91,6 +114,10 @@ func (p *Proxy) ResetAll() int {
 	for l := range p.conns {
 		l.close()
 	}
+	for _, c := range p.held {
+		c.Close()
+	}
+	p.held = nil
 	return n
 }
 
@@ -111,6 +138,16 @@ func (p *Proxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.vanished.Load() {
+			p.mu.Lock()
+			if p.closed {
+				c.Close()
+			} else {
+				p.held = append(p.held, c) // no server, no answer, no close
+			}
+			p.mu.Unlock()
+			continue
 		}
 		s, err := net.DialTimeout("tcp", p.target, 10*time.Second)
 		if err != nil {
@@ -159,6 +196,9 @@ func (p *Proxy) pipe(l *link, up bool) {
 				p.Dropped.Add(1)
 				return
 			}
+			if p.vanished.Load() {
+				continue // read and dropped: the sockets stay open and silent
+			}
 			if _, werr := dst.Write(chunk); werr != nil {
 				return
 			}
@@ -172,20 +212,26 @@ func (p *Proxy) pipe(l *link, up bool) {
 	}
 }
 
-// watch looks for the armed marker in tail+chunk and returns the new tail.
+// watch looks for the armed markers in tail+chunk and returns the new
+// tail.
 func (p *Proxy) watch(l *link, tail, chunk []byte) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.marker == nil {
+	if p.marker == nil && p.vanishAt == nil {
 		return nil
 	}
 	hay := append(tail, chunk...)
-	if bytes.Contains(hay, p.marker) {
+	if p.vanishAt != nil && bytes.Contains(hay, p.vanishAt) {
+		p.vanished.Store(true) // before the chunk is written: it never is
+		p.vanishAt = nil
+		return nil
+	}
+	if p.marker != nil && bytes.Contains(hay, p.marker) {
 		l.dropNext.Store(true)
 		p.marker = nil
 		return nil
 	}
-	keep := len(p.marker) - 1
+	keep := max(len(p.marker), len(p.vanishAt)) - 1
 	if len(hay) > keep {
 		hay = hay[len(hay)-keep:]
 	}

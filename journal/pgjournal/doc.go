@@ -135,6 +135,13 @@
 // aborts the caller's transaction, as any failed statement does; rolling
 // back is the caller's job.
 //
+// BeginBounded begins such a transaction with server-side bounds for it
+// alone (TxBounds: idle_in_transaction_session_timeout, lock_timeout,
+// TCP timeouts), in the BEGIN's round trip, so that a client that
+// vanishes in the middle of it does not leave its locks, AppendNext's
+// stream lock among them, held until TCP keepalive gives up (hours by
+// default). The reference relay begins every PublishTx transaction so.
+//
 // A Journal is as safe for concurrent use as its DBTX: on a *pgxpool.Pool
 // it is; a *pgx.Conn or pgx.Tx runs one statement at a time, so the
 // caller must not use it concurrently, nor call the journal from inside a
