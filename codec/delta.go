@@ -119,13 +119,18 @@ func (l limits) appendEncodeDelta(dst []byte, d Delta) ([]byte, error) {
 // DeltaLen returns the exact length of the delta payload of a delta with
 // the given keys set and removed (each removed key once, none also set),
 // without encoding it: what a writer weighs against the full snapshot.
+// Either sequence may be nil, for none.
 func DeltaLen(setKeys, removedKeys iter.Seq[string]) int {
 	n := deltaHeaderSize + 2*countSize
-	for k := range setKeys {
-		n += minEntrySize + len(k)
+	if setKeys != nil {
+		for k := range setKeys {
+			n += minEntrySize + len(k)
+		}
 	}
-	for k := range removedKeys {
-		n += minRemovedSize + len(k)
+	if removedKeys != nil {
+		for k := range removedKeys {
+			n += minRemovedSize + len(k)
+		}
 	}
 	return n
 }
