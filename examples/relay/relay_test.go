@@ -188,12 +188,16 @@ func leaseHolder(t *testing.T, pool *pgxpool.Pool, outbox string) uint32 {
 // and the final offsets at every stream's head after the shutdown.
 func TestPublishesEveryEventOnce(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testPublishesEveryEventOnce)
+}
+
+func testPublishesEveryEventOnce(t *testing.T, incremental bool) {
 	db := testdb.New(t)
 	j := pgjournal.New(db.Pool)
 	want := map[string]uint64{}
 	appendEvents(t, j, want, streams("order", 20), 1, 25)
 	rec := newRecorder()
-	r := start(t, relay.Config{Pool: db.Pool, Outbox: "once", Publish: rec.publish, CommitEvery: 50, BatchSize: 10})
+	r := start(t, relay.Config{Incremental: incremental, Pool: db.Pool, Outbox: "once", Publish: rec.publish, CommitEvery: 50, BatchSize: 10})
 
 	eventually(t, "every event published", func() bool { return rec.complete(want) })
 	if err := r.stop(t); err != nil {
@@ -223,6 +227,10 @@ func TestPublishesEveryEventOnce(t *testing.T) {
 // and what is published twice is bounded by the committer's window.
 func TestStandbyTakesOver(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testStandbyTakesOver)
+}
+
+func testStandbyTakesOver(t *testing.T, incremental bool) {
 	db := testdb.New(t)
 	j := pgjournal.New(db.Pool)
 	want := map[string]uint64{}
@@ -231,7 +239,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	rec := newRecorder()
 	const every = 20
 	cfg := func() relay.Config {
-		return relay.Config{Pool: db.NewPool(t, nil), Outbox: "standby", Publish: rec.publish,
+		return relay.Config{Incremental: incremental, Pool: db.NewPool(t, nil), Outbox: "standby", Publish: rec.publish,
 			CommitEvery: every, CommitInterval: 200 * time.Millisecond, BatchSize: 7}
 	}
 
@@ -453,6 +461,10 @@ func TestAsyncOutOfOrderAcks(t *testing.T) {
 // back); the second finishes. Every event has exactly one sink row.
 func TestExactlyOnceSink(t *testing.T) {
 	t.Parallel()
+	bothModes(t, testExactlyOnceSink)
+}
+
+func testExactlyOnceSink(t *testing.T, incremental bool) {
 	db := testdb.New(t)
 	if _, err := db.Pool.Exec(t.Context(), `CREATE TABLE sink (id bigserial PRIMARY KEY, pid text NOT NULL, seq bigint NOT NULL)`); err != nil {
 		t.Fatal(err)
@@ -475,7 +487,7 @@ func TestExactlyOnceSink(t *testing.T) {
 		}
 		return nil
 	}
-	r1 := start(t, relay.Config{Pool: db.Pool, Outbox: "tx", PublishTx: publishTx, BatchSize: 4})
+	r1 := start(t, relay.Config{Incremental: incremental, Pool: db.Pool, Outbox: "tx", PublishTx: publishTx, BatchSize: 4})
 	<-killed
 	if err := r1.stop(t); err != nil {
 		t.Fatalf("the killed relay: %v", err)
@@ -483,7 +495,7 @@ func TestExactlyOnceSink(t *testing.T) {
 	if st := r1.Stats(); st.Published != 76/4*4 {
 		t.Fatalf("the killed relay committed %d events, want %d (whole batches before the kill)", st.Published, 76/4*4)
 	}
-	r2 := start(t, relay.Config{Pool: db.Pool, Outbox: "tx", PublishTx: publishTx, BatchSize: 4})
+	r2 := start(t, relay.Config{Incremental: incremental, Pool: db.Pool, Outbox: "tx", PublishTx: publishTx, BatchSize: 4})
 	eventually(t, "the second relay catches up", func() bool { return r2.Stats().IdlePasses > 0 })
 	if err := r2.stop(t); err != nil {
 		t.Fatal(err)
@@ -605,3 +617,17 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 // plainJournal hides every optional interface of its journal.
 type plainJournal struct{ journal.Journal }
+
+// bothModes runs body once with the relay's store in full mode and once in
+// incremental mode, as parallel subtests.
+func bothModes(t *testing.T, body func(t *testing.T, incremental bool)) {
+	for _, m := range []struct {
+		name        string
+		incremental bool
+	}{{"Full", false}, {"Incremental", true}} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			body(t, m.incremental)
+		})
+	}
+}
