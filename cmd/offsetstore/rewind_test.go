@@ -397,11 +397,20 @@ func TestShifted(t *testing.T) {
 }
 
 // statementCounter counts the statements a pool sends whose SQL contains
-// a marker.
+// a marker, and the batches (several statements in one round trip).
 type statementCounter struct {
-	marker string
-	n      atomic.Int64
+	marker  string
+	n       atomic.Int64
+	batches atomic.Int64
 }
+
+func (c *statementCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.batches.Add(1)
+	return ctx
+}
+
+func (c *statementCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *statementCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	if strings.Contains(data.SQL, c.marker) {
