@@ -115,8 +115,6 @@ func runRewindCases(t *testing.T, newF func(*testing.T) *fixture, outbox string,
 	}
 }
 
-var allTimed = []string{"s-a", "s-b", "s-gone", "s-pruned", "s-none", "s-same"}
-
 // TestRewindToDatetime: --to-datetime on known written_at values. Before
 // T means written_at < T: an event written at T exactly is published again.
 func TestRewindToDatetime(t *testing.T) {

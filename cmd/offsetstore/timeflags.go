@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/big"
 	"regexp"
 	"strconv"
@@ -115,7 +114,7 @@ func parseDuration(s string) (time.Duration, error) {
 	if f := m[5]; f != "" {
 		add(f+strings.Repeat("0", 9-len(f)), time.Nanosecond)
 	}
-	if !total.IsInt64() || total.Int64() > math.MaxInt64 {
+	if !total.IsInt64() {
 		return 0, errors.New("too long: at most about 292 years")
 	}
 	return time.Duration(total.Int64()), nil
