@@ -162,9 +162,10 @@ func Shared(t testing.TB) *Server {
 	if serverErr != nil {
 		t.Fatalf("testdb: no PostgreSQL for integration tests: %v\n"+
 			"Make a Docker engine available (the image is $%s, default %s), "+
-			"or %s, or set $%s to a server whose role may CREATE DATABASE; "+
+			"or %s ($%s=local uses them even where Docker answers), "+
+			"or set $%s to a server whose role may CREATE DATABASE; "+
 			"run go test -short for unit tests only.",
-			serverErr, EnvImage, DefaultImage, localpg.InstallHint, EnvDatabaseURL)
+			serverErr, EnvImage, DefaultImage, localpg.InstallHint, EnvBackend, EnvDatabaseURL)
 	}
 	return server
 }
