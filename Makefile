@@ -25,7 +25,7 @@ migrate_url = $(shell sed -E 's#^postgres(ql)?://#pgx5://#' <<< '$(DATABASE_URL)
 help: ## show this list
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-test: ## run every test, integration tests included, with the race detector (needs Docker or OFFSETSTORE_TEST_DATABASE_URL)
+test: ## run every test with the race detector (needs Docker, or PostgreSQL's binaries and OFFSETSTORE_TEST_CITUS=skip)
 	$(GO) test -race -count=1 $(TESTFLAGS) ./...
 
 test-short: ## run the unit tests only (no database)
@@ -72,5 +72,5 @@ reliability: ## long reliability run (200 kill cycles, 60 s of load …); figure
 	OFFSETSTORE_RESET_DURATION=20s OFFSETSTORE_DROP_ROUNDS=200 OFFSETSTORE_EXACTLY_ONCE_CYCLES=200 OFFSETSTORE_FIGURES_FILE=$(CURDIR)/reliability-figures.txt \
 	$(GO) test -p 1 -count=1 -v -timeout 60m ./internal/reliability/...
 
-demo: ## relay killed mid-way and restarted, nothing lost: the demo program on a throwaway container ($OFFSETSTORE_TEST_IMAGE)
+demo: ## relay killed mid-way and restarted, nothing lost: the demo on a throwaway container, else PostgreSQL's local binaries
 	$(GO) run ./cmd/offsetstore-demo

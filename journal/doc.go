@@ -25,6 +25,8 @@
 //     (AllPersistenceIDs iterates every page).
 //   - HighestReader: the highest sequence numbers of many streams in one
 //     round trip.
+//   - BeforeReader: the highest sequence numbers of many streams among
+//     the rows written before a point in time, for point-in-time rewinds.
 //
 // # Backends
 //

@@ -33,6 +33,7 @@ type demoFlags struct {
 	publishDelay time.Duration
 	exactlyOnce  bool
 	image        string
+	backend      string
 	verbose      bool
 }
 
@@ -58,6 +59,14 @@ func (f *demoFlags) validate() error {
 	if f.top < 0 {
 		return usageErrorf("--top %d: want 0 (all) or more", f.top)
 	}
+	switch f.backend {
+	case backendAuto, backendContainer, backendLocal:
+	default:
+		return usageErrorf("--backend %q: %v", f.backend, errBackend)
+	}
+	if f.databaseURL != "" && f.backend != backendAuto {
+		return usageErrorf("--backend %s and --database-url: --backend chooses the throwaway server, --database-url names a server instead; give one", f.backend)
+	}
 	return nil
 }
 
@@ -75,7 +84,9 @@ func (a *app) demo(ctx context.Context, f *demoFlags) error {
 		f.aggregates, f.events, total, f.saveEvery, killAt)
 
 	url := f.databaseURL // never $DATABASE_URL: the demo writes
-	if url == "" {
+	if url != "" {
+		fmt.Fprintf(out, "postgres: backend: the given URL, %s\n", redacted(url))
+	} else {
 		u, stop, err := a.startPostgres(ctx, f)
 		if err != nil {
 			return err

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/outboxkit/offsetstore/internal/localpg"
 	"github.com/outboxkit/offsetstore/internal/testdb"
 )
 
@@ -78,6 +81,8 @@ func TestDemoUsageErrors(t *testing.T) {
 		{[]string{"--aggregates", "2", "--events", "2", "--kill-at", "4"}, "--kill-at 4"},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 		{[]string{"extra"}, "takes no arguments"},
+		{[]string{"--backend", "podman"}, `--backend "podman": want auto, container or local`},
+		{[]string{"--backend", "local", "--database-url", "postgres://x/y"}, "--backend local and --database-url"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -88,6 +93,34 @@ func TestDemoUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoLocalBackend runs the demo on a throwaway server from the local
+// binaries, as on a machine without Docker: it says so, and stops and
+// removes the server at the end.
+func TestDemoLocalBackend(t *testing.T) {
+	t.Parallel()
+	if _, err := localpg.Find(t.Context()); err != nil {
+		if os.Getenv(testdb.EnvBackend) == "local" {
+			t.Fatalf("$%s=local, and %v", testdb.EnvBackend, err)
+		}
+		t.Skipf("no local PostgreSQL binaries, the demo's local backend is not tested here: %v", err)
+	}
+	code, out, stderr := runDemo(t, "--backend", "local", "--aggregates", "8", "--events", "5", "--save-every", "5", "--top", "1")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr, out)
+	}
+	m := localDirRE.FindStringSubmatch(out)
+	if !strings.Contains(out, "postgres: backend: local binaries, PostgreSQL ") || m == nil ||
+		!strings.Contains(out, "postgres: local server stopped, "+m[1]+" removed\n") {
+		t.Fatalf("output does not name the local backend, or its stop:\n%s", out)
+	}
+	if _, err := os.Stat(m[1]); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s is still there after the demo: %v", m[1], err)
+	}
+	checkWindow(t, out, 40)
+}
+
+var localDirRE = regexp.MustCompile(`postgres: ready on 127\.0\.0\.1:\d+, data in (\S+?)[,\s]`)
 
 func TestDemoHelp(t *testing.T) {
 	t.Parallel()

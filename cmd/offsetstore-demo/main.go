@@ -6,15 +6,20 @@
 // acknowledgements; --exactly-once adds the same run into a sink table,
 // rows and offsets in one transaction.
 //
-// It starts PostgreSQL in a throwaway container through testcontainers-go
-// (image $OFFSETSTORE_TEST_IMAGE, else the pinned official image), unless
-// --database-url names a server. It is a program of its own so that the
-// operator CLI, cmd/offsetstore, links no Docker client.
+// It starts a throwaway PostgreSQL, unless --database-url names a server:
+// in a container through testcontainers-go (image $OFFSETSTORE_TEST_IMAGE,
+// else the pinned official image) when a Docker engine answers, else from
+// PostgreSQL's binaries on this machine (initdb and postgres on PATH or
+// under /usr/lib/postgresql/*/bin, the newest; package internal/localpg).
+// --backend container or local chooses. It prints which backend it used.
+// It is a program of its own so that the operator CLI, cmd/offsetstore,
+// links no Docker client.
 //
 //	go run ./cmd/offsetstore-demo
 //	go run ./cmd/offsetstore-demo --aggregates 1000 --events 20
 //	go run ./cmd/offsetstore-demo --async
 //	go run ./cmd/offsetstore-demo --exactly-once
+//	go run ./cmd/offsetstore-demo --backend local
 //	go run ./cmd/offsetstore-demo --database-url postgres://offsetstore:offsetstore@127.0.0.1:5432/offsetstore
 //
 // Exit status: 0 nothing lost, 1 an error or a lost event, 2 a usage error,
@@ -96,10 +101,17 @@ func newDemoCmd(a *app) *cobra.Command {
 		Short: "Run a relay, kill it mid-way, restart it, and check that no event was lost",
 		Long: `Run the offset store end to end, at-least-once delivery made visible:
 
- 1. Start PostgreSQL in a container through testcontainers-go (image
-    $` + envImage + `, else ` + defaultImage + `), unless --database-url names a
-    server; the container is terminated at the end, also on error or Ctrl-C.
-    $DATABASE_URL is deliberately not used: the demo writes rows.
+ 1. Start a throwaway PostgreSQL, unless --database-url names a server:
+    with --backend auto (the default) in a container through
+    testcontainers-go (image $` + envImage + `, else ` + defaultImage + `) when a
+    Docker engine answers ($DOCKER_HOST's when set), else from PostgreSQL's
+    binaries on this machine (initdb and postgres on PATH or under
+    /usr/lib/postgresql/*/bin, the newest; $OFFSETSTORE_PG_BIN names their
+    directory): a data directory in a temporary directory, a free port of
+    127.0.0.1, run as the user postgres (or nobody) when started as root.
+    --backend container or local insists on one. The backend used is
+    printed. The server is stopped and removed at the end, also on error or
+    Ctrl-C. $DATABASE_URL is deliberately not used: the demo writes rows.
  2. Apply the migrations and append --events events to each of --aggregates
     streams, --batch events per Append.
  3. Run the reference relay (package examples/relay): it takes the
@@ -132,6 +144,7 @@ stream names (demo-<random>), so it can run against a database repeatedly.`,
 		Example: `  offsetstore-demo
   offsetstore-demo --async
   offsetstore-demo --exactly-once
+  offsetstore-demo --backend local
   OFFSETSTORE_TEST_IMAGE=localhost/postgres:17 offsetstore-demo --aggregates 1000 --events 20
   offsetstore-demo --database-url postgres://offsetstore:offsetstore@127.0.0.1:5432/offsetstore`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -148,7 +161,8 @@ stream names (demo-<random>), so it can run against a database repeatedly.`,
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	fs := cmd.Flags()
-	fs.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL URL to run against instead of a container ($DATABASE_URL is not read)")
+	fs.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL URL to run against instead of a throwaway server ($DATABASE_URL is not read)")
+	fs.StringVar(&f.backend, "backend", backendAuto, "the throwaway server: auto (a container when Docker answers, else local binaries), container or local")
 	fs.IntVar(&f.aggregates, "aggregates", 200, "number of event streams (aggregates)")
 	fs.IntVar(&f.events, "events", 50, "events per stream")
 	fs.IntVar(&f.batch, "batch", 1000, "events per Append")

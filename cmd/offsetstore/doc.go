@@ -24,6 +24,10 @@
 //	                            --all-streams adds the streams the outbox has no key for yet
 //	export OUTBOX               the newest snapshot as JSON that import accepts
 //	rewind OUTBOX KEY=N…        set keys to offsets, lower ones included
+//	rewind OUTBOX MODE KEYS     reset keys as Kafka's consumer groups are: MODE is
+//	                            --to-datetime T, --by-duration D, --shift-by N,
+//	                            --to-earliest or --to-latest; KEYS are keys named,
+//	                            --keys-from FILE or --all-keys
 //	forget OUTBOX KEY…          drop keys, so their streams are followed from the start
 //	import OUTBOX FILE          set the offsets of a JSON file (- for stdin)
 //	migrate up|down|version     the embedded schema migrations
@@ -37,6 +41,15 @@
 // must reopen the outbox, which loads the operator's change. --if-seq S
 // refuses, writing nothing, unless the outbox's newest snapshot is still S,
 // so that a change is applied only to the state it was prepared on.
+//
+// A reset mode reads what it needs of the source streams through the
+// journal, in batched round trips: the heads (--to-latest, --shift-by,
+// which keeps each key within 0 and its head) or the highest sequence
+// numbers written before T (--to-datetime, --by-duration: written_at < T,
+// so an event written at T exactly is published again; pgjournal reads
+// MaxHighestBatch streams per statement, each from its newest row down).
+// A key whose stream has no row at all has head 0. The dry run shows each
+// key's move in events and how many events the relay publishes again.
 //
 // Offsets are whole numbers from 0 to 18446744073709551615, the snapshot
 // format's u64, so that every state the store can hold goes through export

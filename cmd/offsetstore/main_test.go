@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/outboxkit/offsetstore/internal/testdb"
@@ -29,6 +30,8 @@ type result struct {
 type cli struct {
 	env   map[string]string
 	stdin string
+	// configure, when not nil, changes the config of the CLI's pool.
+	configure func(*pgxpool.Config)
 }
 
 func (c cli) run(t *testing.T, args ...string) result {
@@ -39,6 +42,8 @@ func (c cli) run(t *testing.T, args ...string) result {
 		stdout: &out,
 		stderr: &errb,
 		getenv: func(k string) string { return c.env[k] },
+
+		configurePool: c.configure,
 	})
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
@@ -135,7 +140,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"history", "a\x00b"}, "NUL"},
 		{[]string{"show", "orders", "--table", "a.b.c"}, "more than two names"},
 		{[]string{"show", "orders", "--table", `"open`}, "unterminated"},
-		{[]string{"rewind", "orders"}, "at least one KEY=N"},
+		{[]string{"rewind", "orders"}, "rewind takes KEY=N pairs, or a reset mode"},
 		{[]string{"rewind", "orders", "order-1"}, `argument "order-1": want KEY=N`},
 		{[]string{"rewind", "orders", "order-1=x"}, `offset "x" is not a whole number`},
 		{[]string{"rewind", "orders", "order-1=-1"}, `offset "-1" is not a whole number`},

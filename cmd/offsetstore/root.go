@@ -27,6 +27,10 @@ type app struct {
 
 	databaseURL string // --database-url
 	ran         bool   // a command's RunE was reached
+
+	// configurePool, when not nil, changes the pool's config before it
+	// connects (tests count statements with a tracer).
+	configurePool func(*pgxpool.Config)
 }
 
 // envDatabaseURL is read when --database-url is not given.
@@ -118,7 +122,7 @@ func (a *app) connString() string {
 // connect opens a small pool on connString() and checks that the server
 // answers.
 func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
-	pool, err := console.Connect(ctx, a.connString(), "offsetstore")
+	pool, err := console.Connect(ctx, a.connString(), "offsetstore", a.configurePool)
 	if errors.Is(err, console.ErrInvalidConnString) {
 		return nil, &exitError{code: exitUsage, err: err}
 	}

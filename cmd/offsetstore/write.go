@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ type writeFlags struct {
 	apply  bool
 	ifSeq  uint64
 	create bool
+	limit  int // rows of the diff; 0: all
 }
 
 func (f *writeFlags) register(cmd *cobra.Command, canCreate bool) {
@@ -38,11 +40,13 @@ func (f *writeFlags) register(cmd *cobra.Command, canCreate bool) {
 }
 
 // change is what a write command asks for: keys to set, then keys to
-// drop; with replace, every key not set is dropped too.
+// drop; with replace, every key not set is dropped too. notes are lines
+// printed after the diff's header, saying how the change was made.
 type change struct {
 	set     map[string]uint64
 	forget  []string
 	replace bool
+	notes   []string
 }
 
 // resolve returns the offsets after the change and the keys it drops.
@@ -64,12 +68,21 @@ func (c change) resolve(before map[string]uint64) (after map[string]uint64, drop
 	return after, drop
 }
 
+// planFunc makes the change of a write from the offsets it was opened
+// at, reading the journal through c if it needs to.
+type planFunc func(ctx context.Context, c *conn, before map[string]uint64) (change, error)
+
+// fixed is the plan of a change known from the command line alone.
+func fixed(ch change) planFunc {
+	return func(context.Context, *conn, map[string]uint64) (change, error) { return ch, nil }
+}
+
 // writeChange opens the outbox as a writer of its own that never prunes,
 // prints the change as a diff of offsets and, with --apply, writes it as
 // one fenced snapshot (store.Replace with the offsets after the change).
 // --if-seq is checked right after the open, and the write at seq+1 is
 // refused if another writer takes it first.
-func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags, outbox string, ch change) error {
+func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags, outbox string, plan planFunc) error {
 	c, err := a.open(ctx, &f.journalFlags)
 	if err != nil {
 		return err
@@ -96,13 +109,17 @@ func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags
 	if err != nil {
 		return err
 	}
+	ch, err := plan(ctx, c, before)
+	if err != nil {
+		return err
+	}
 	for _, k := range ch.forget {
 		if _, ok := before[k]; !ok {
 			fmt.Fprintf(a.stderr, "note: key %s is not in outbox %q; nothing to forget\n", render.Key(k), outbox)
 		}
 	}
 	after, _ := ch.resolve(before)
-	if err := writeDiff(a.stdout, outbox, seq, before, after); err != nil {
+	if err := writeDiff(a.stdout, outbox, seq, before, after, ch.notes, f.limit); err != nil {
 		return err
 	}
 	if maps.Equal(before, after) {
@@ -126,37 +143,54 @@ func (a *app) writeChange(ctx context.Context, cmd *cobra.Command, f *writeFlags
 	return err
 }
 
-// writeDiff prints the keys whose offsets differ: ~ changed, + added,
-// - removed, sorted by key.
-func writeDiff(w io.Writer, outbox string, seq uint64, before, after map[string]uint64) error {
+// writeDiff prints the header, the notes and the keys whose offsets
+// differ: ~ changed, + added, - removed, sorted by key, the first limit of
+// them when limit > 0, each with its move in events (after - before; a key
+// absent counts as 0, where a relay starts a stream). A summary counts the
+// keys and the events the relay publishes again (keys moved back) or skips
+// (keys moved forward).
+func writeDiff(w io.Writer, outbox string, seq uint64, before, after map[string]uint64, notes []string, limit int) error {
 	at := fmt.Sprintf("snapshot %d", seq)
 	if seq == 0 {
 		at = "no snapshot yet"
 	}
-	if _, err := fmt.Fprintf(w, "outbox %q at %s (%d keys)\n", outbox, at, len(before)); err != nil {
+	var b strings.Builder
+	fmt.Fprintf(&b, "outbox %q at %s (%d keys)\n", outbox, at, len(before))
+	for _, n := range notes {
+		b.WriteString(n + "\n")
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
 	union := maps.Clone(before)
 	maps.Copy(union, after)
 	keys := slices.Sorted(maps.Keys(union))
-	t := &render.Table{Header: []string{"", "KEY", "BEFORE", "AFTER"}, Right: []bool{false, false, true, true}}
-	var changed, added, removed int
+	t := &render.Table{Header: []string{"", "KEY", "BEFORE", "AFTER", "MOVE"}, Right: []bool{false, false, true, true, true}}
+	var changed, added, removed, rows int
+	var m moves
 	for _, k := range keys {
-		b, inB := before[k]
-		v, inA := after[k]
+		bv, inB := before[k]
+		av, inA := after[k]
+		var mark, bs, as string
 		switch {
-		case inB && inA && b != v:
+		case inB && inA && bv != av:
 			changed++
-			t.Add("~", render.Key(k), render.U64(b), render.U64(v))
+			mark, bs, as = "~", render.U64(bv), render.U64(av)
 		case !inB && inA:
 			added++
-			t.Add("+", render.Key(k), "-", render.U64(v))
+			mark, bs, as = "+", "-", render.U64(av)
 		case inB && !inA:
 			removed++
-			t.Add("-", render.Key(k), render.U64(b), "-")
+			mark, bs, as = "-", render.U64(bv), "-"
+		default:
+			continue
+		}
+		m.add(bv, av)
+		if rows++; limit <= 0 || rows <= limit {
+			t.Add(mark, render.Key(k), bs, as, move(bv, av))
 		}
 	}
-	if len(t.Rows) == 0 {
+	if rows == 0 {
 		return nil
 	}
 	if _, err := io.WriteString(w, "\n"); err != nil {
@@ -165,8 +199,60 @@ func writeDiff(w io.Writer, outbox string, seq uint64, before, after map[string]
 	if err := t.Write(w); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d changed, %d added, %d removed\n", changed, added, removed)
+	if err := render.More(w, rows-len(t.Rows)); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d changed, %d added, %d removed\n%s\n", changed, added, removed, m)
 	return err
+}
+
+// moves sums how far keys move, in events.
+type moves struct {
+	backKeys, forwardKeys int
+	back, forward         uint64 // saturated at math.MaxUint64
+}
+
+func (m *moves) add(before, after uint64) {
+	switch {
+	case after < before:
+		m.backKeys++
+		m.back = satAdd(m.back, before-after)
+	case after > before:
+		m.forwardKeys++
+		m.forward = satAdd(m.forward, after-before)
+	}
+}
+
+func (m moves) String() string {
+	return fmt.Sprintf("back: %s by %s in all (the relay publishes their live events again); forward: %s by %s (skipped)",
+		plural(m.backKeys, "key"), plural64(m.back, "event"), plural(m.forwardKeys, "key"), plural64(m.forward, "event"))
+}
+
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
+}
+
+// move is after - before, signed: "+3", "-12", "0".
+func move(before, after uint64) string {
+	switch {
+	case after > before:
+		return "+" + render.U64(after-before)
+	case after < before:
+		return "-" + render.U64(before-after)
+	}
+	return "0"
+}
+
+func plural(n int, noun string) string { return plural64(uint64(n), noun) }
+
+func plural64(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return render.U64(n) + " " + noun + "s"
 }
 
 // parseAssignments reads KEY=N arguments. The key is everything before
@@ -192,45 +278,6 @@ func parseAssignments(args []string) (map[string]uint64, error) {
 		set[key] = v
 	}
 	return set, nil
-}
-
-func newRewindCmd(a *app) *cobra.Command {
-	var f writeFlags
-	cmd := &cobra.Command{
-		Use:   "rewind OUTBOX KEY=N...",
-		Short: "Set keys of an outbox to offsets, lower ones included (dry run unless --apply)",
-		Long: `Set each KEY (a source persistence id) of OUTBOX to offset N, the last sequence
-number counted as published: the relay resumes the stream at N+1. N may be
-lower than the current offset (re-publish from an earlier point) or higher
-(skip events). Other keys keep their offsets. The key is everything before the
-last "=".
-
-N is a whole number from 0 to 18446744073709551615 (the snapshot format's
-64-bit range).
-
-Without --apply this prints the change and writes nothing. With --apply it
-writes one snapshot with the offsets after the change (store.Replace), as a
-writer of its own that prunes nothing: every snapshot the relay kept stays,
-and the relay's own retention prunes at its next write. A relay running on
-the outbox is fenced at its next save and must reopen the outbox, which
-loads this change. Use --if-seq with the seq a dry run printed to refuse if
-anything wrote in between.`,
-		Example: `  offsetstore rewind orders-to-kafka order-42=0 order-43=17
-  offsetstore rewind orders-to-kafka order-42=0 --apply --if-seq 1234`,
-		Args: minArgs(2, "OUTBOX and at least one KEY=N"),
-		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, args []string) error {
-			if err := checkOutbox(args[0]); err != nil {
-				return err
-			}
-			set, err := parseAssignments(args[1:])
-			if err != nil {
-				return err
-			}
-			return a.writeChange(ctx, cmd, &f, args[0], change{set: set})
-		}),
-	}
-	f.register(cmd, true)
-	return cmd
 }
 
 func newForgetCmd(a *app) *cobra.Command {
@@ -262,7 +309,7 @@ at its next write. See rewind.`,
 					keys = append(keys, k)
 				}
 			}
-			return a.writeChange(ctx, cmd, &f, args[0], change{forget: keys})
+			return a.writeChange(ctx, cmd, &f, args[0], fixed(change{forget: keys}))
 		}),
 	}
 	f.register(cmd, false)
@@ -316,7 +363,7 @@ see rewind.`,
 			if file.outbox != "" && file.outbox != outbox {
 				fmt.Fprintf(a.stderr, "note: %s was exported from outbox %q; importing into %q\n", name, file.outbox, outbox)
 			}
-			return a.writeChange(ctx, cmd, &f, outbox, change{set: file.offsets, replace: replace})
+			return a.writeChange(ctx, cmd, &f, outbox, fixed(change{set: file.offsets, replace: replace}))
 		}),
 	}
 	f.register(cmd, true)

@@ -22,6 +22,9 @@ import (
 const (
 	// EnvCitusImage names the image every Citus node runs.
 	EnvCitusImage = "OFFSETSTORE_TEST_CITUS_IMAGE"
+	// EnvCitus set to "skip" deselects the Citus suites: SharedCitus and
+	// NewCitus skip their test, saying so. Unset, they need Docker.
+	EnvCitus = "OFFSETSTORE_TEST_CITUS"
 	// DefaultCitusImage is the official Citus image of the pinned version,
 	// used when EnvCitusImage is unset.
 	DefaultCitusImage = "citusdata/citus:13.2"
@@ -43,8 +46,12 @@ var citusWorkers = []string{"worker1", "worker2"}
 //
 //	OFFSETSTORE_TEST_CITUS_IMAGE  the image of every node (default citusdata/citus:13.2)
 //
-// Without Docker or without the image, the Citus tests fail with a message
-// naming the variable; with -short they skip, as the PostgreSQL ones do.
+// The Citus tests need Docker, whatever backend the PostgreSQL tests use
+// (the local binaries have no Citus). Without a Docker engine they fail
+// with a message of their own, unless they are deselected with
+// OFFSETSTORE_TEST_CITUS=skip (then they skip, saying so); without the
+// image they fail with a message naming the variable; with -short they
+// skip, as the PostgreSQL ones do.
 //
 // # One table per test
 //
@@ -85,6 +92,12 @@ var (
 	citusErr     error
 )
 
+// noDockerError is the start error of the cluster when no Docker engine
+// answers.
+type noDockerError struct{ err error }
+
+func (e *noDockerError) Error() string { return "no Docker engine: " + e.err.Error() }
+
 // ErrUnknownWorker is returned by StartWorker for a name that is not one
 // of the cluster's workers.
 var ErrUnknownWorker = errors.New("testdb: no such Citus worker")
@@ -97,11 +110,26 @@ func SharedCitus(t testing.TB) *Cluster {
 	if testing.Short() {
 		t.Skip("integration test: needs a Citus cluster; skipped with -short")
 	}
+	if v := os.Getenv(EnvCitus); v == "skip" {
+		t.Skipf("Citus suite deselected by $%s=skip", EnvCitus)
+	} else if v != "" {
+		t.Fatalf("testdb: $%s=%s: want skip, or unset to run the Citus suites", EnvCitus, v)
+	}
 	citusOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
+		if err := DockerEngine(ctx); err != nil {
+			citusErr = &noDockerError{err}
+			return
+		}
 		citusCluster, citusErr = startCitus(ctx)
 	})
+	var noDocker *noDockerError
+	if errors.As(citusErr, &noDocker) {
+		t.Fatalf("testdb: the Citus suites need Docker (a coordinator and two workers, one container each), "+
+			"and no Docker engine answered: %v\n"+
+			"Start Docker, or deselect the Citus suites with %s=skip.", noDocker.err, EnvCitus)
+	}
 	if citusErr != nil {
 		t.Fatalf("testdb: no Citus cluster for integration tests: %v\n"+
 			"Make a Docker engine available and set $%s to a Citus 13 image "+

@@ -1,16 +1,34 @@
 // Package testdb gives integration tests a real PostgreSQL: one server per
-// test binary (a testcontainers-go container, or an existing server named
-// by OFFSETSTORE_TEST_DATABASE_URL), the migrations applied once to a
-// template database, and a fresh database cloned from it for every test.
+// test binary, the migrations applied once to a template database, and a
+// fresh database cloned from it for every test.
+//
+// # Backends
+//
+// The server comes from, in this order:
+//
+//  1. OFFSETSTORE_TEST_DATABASE_URL, an existing server, when it is set;
+//  2. a container (testcontainers-go) when a Docker engine answers: the
+//     engine of $DOCKER_HOST when that is set (and none other), else the
+//     one testcontainers-go finds;
+//  3. a throwaway server from PostgreSQL's binaries on this machine
+//     (package localpg: initdb and postgres on PATH, under
+//     /usr/lib/postgresql/*/bin or in $OFFSETSTORE_PG_BIN, the newest).
+//
+// With none of them, integration tests fail with a message that says what
+// to install or set; they never skip silently. With -short they skip. The
+// backend used is printed on standard error once per test binary
+// ("testdb: backend: …").
 //
 // # Environment
 //
-//	OFFSETSTORE_TEST_DATABASE_URL  use this server instead of a container; the
-//	                               role must be allowed to CREATE DATABASE
+//	OFFSETSTORE_TEST_DATABASE_URL  use this server; the role must be allowed
+//	                               to CREATE DATABASE
+//	OFFSETSTORE_TEST_BACKEND       auto (default: Docker, else local binaries),
+//	                               container (Docker only) or local (local
+//	                               binaries only, even when Docker answers)
 //	OFFSETSTORE_TEST_IMAGE         the container image (default postgres:17-alpine)
-//
-// With neither Docker nor a URL, integration tests fail with a message
-// naming both variables; they never skip silently. With -short they skip.
+//	OFFSETSTORE_PG_BIN             the directory of initdb and postgres, for local
+//	OFFSETSTORE_TEST_CITUS         skip: deselect the Citus suites (see Cluster)
 //
 // # Use
 //
@@ -45,6 +63,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
+	"github.com/outboxkit/offsetstore/internal/localpg"
 	"github.com/outboxkit/offsetstore/migrations"
 )
 
@@ -53,10 +72,23 @@ const (
 	EnvDatabaseURL = "OFFSETSTORE_TEST_DATABASE_URL"
 	// EnvImage names the container image to start.
 	EnvImage = "OFFSETSTORE_TEST_IMAGE"
+	// EnvBackend chooses the backend when EnvDatabaseURL is unset: auto
+	// (or empty), container or local.
+	EnvBackend = "OFFSETSTORE_TEST_BACKEND"
 	// DefaultImage is the official image used when EnvImage is unset.
 	DefaultImage = "postgres:17-alpine"
 
 	templateName = "offsetstore_template"
+)
+
+// Backend is where the server of the tests runs.
+type Backend string
+
+// The backends.
+const (
+	BackendURL       Backend = "url"       // the server of EnvDatabaseURL
+	BackendContainer Backend = "container" // a container of EnvImage
+	BackendLocal     Backend = "local"     // PostgreSQL's binaries on this machine (package localpg)
 )
 
 // Server is the PostgreSQL server of this test binary.
@@ -64,12 +96,34 @@ type Server struct {
 	// AdminURL connects to the maintenance database as a superuser (or the
 	// role of EnvDatabaseURL).
 	AdminURL string
-	// Image is the container image, empty for an external server.
+	// Backend is where the server runs.
+	Backend Backend
+	// Image is the container image, empty for the other backends.
 	Image string
+	// Local is the server of BackendLocal, nil for the others.
+	Local *localpg.Server
 
 	ctr   *tcpostgres.PostgresContainer
 	admin *pgxpool.Pool
 	mu    sync.Mutex // serialises Restart
+	why   string     // why auto chose the local backend
+}
+
+// String describes the backend: "container localhost/postgres:17",
+// "local binaries: PostgreSQL 15.18 (…) on 127.0.0.1:…", or "the server
+// of $OFFSETSTORE_TEST_DATABASE_URL".
+func (s *Server) String() string {
+	switch s.Backend {
+	case BackendContainer:
+		return "container " + s.Image
+	case BackendLocal:
+		d := "local binaries: " + s.Local.String()
+		if s.why != "" {
+			d += " (" + s.why + ")"
+		}
+		return d
+	}
+	return "the server of $" + EnvDatabaseURL + " (" + redact(s.AdminURL) + ")"
 }
 
 var (
@@ -107,10 +161,11 @@ func Shared(t testing.TB) *Server {
 	})
 	if serverErr != nil {
 		t.Fatalf("testdb: no PostgreSQL for integration tests: %v\n"+
-			"Make a Docker engine available (the image is $%s, default %s) "+
+			"Make a Docker engine available (the image is $%s, default %s), "+
+			"or %s ($%s=local uses them even where Docker answers), "+
 			"or set $%s to a server whose role may CREATE DATABASE; "+
 			"run go test -short for unit tests only.",
-			serverErr, EnvImage, DefaultImage, EnvDatabaseURL)
+			serverErr, EnvImage, DefaultImage, localpg.InstallHint, EnvBackend, EnvDatabaseURL)
 	}
 	return server
 }
@@ -118,12 +173,23 @@ func Shared(t testing.TB) *Server {
 func start(ctx context.Context) (*Server, error) {
 	s := &Server{}
 	if u := os.Getenv(EnvDatabaseURL); u != "" {
-		s.AdminURL = u
+		s.Backend, s.AdminURL = BackendURL, u
 	} else {
-		if err := s.startContainer(ctx); err != nil {
+		b, why, err := chooseBackend(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.Backend, s.why = b, why
+		if b == BackendContainer {
+			err = s.startContainer(ctx)
+		} else {
+			err = s.startLocal(ctx)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
+	fmt.Fprintf(os.Stderr, "testdb: backend: %s\n", s)
 	admin, err := pgxpool.New(ctx, s.AdminURL)
 	if err != nil {
 		s.close()
@@ -177,6 +243,17 @@ func (s *Server) startContainer(ctx context.Context) error {
 	return nil
 }
 
+// startLocal starts a throwaway server from the local binaries, with as
+// many connections as the container allows.
+func (s *Server) startLocal(ctx context.Context) error {
+	l, err := localpg.Start(ctx, localpg.WithSetting("max_connections", "300"))
+	if err != nil {
+		return fmt.Errorf("start PostgreSQL from local binaries: %w", err)
+	}
+	s.Local, s.AdminURL = l, l.URL
+	return nil
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -219,6 +296,13 @@ func (s *Server) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_ = testcontainers.TerminateContainer(s.ctr, testcontainers.StopContext(ctx))
+	}
+	if s.Local != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Local.Stop(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "testdb: stop the local server: %v\n", err)
+		}
 	}
 }
 
@@ -348,17 +432,30 @@ func (d *DB) TerminateBackends(ctx context.Context) (int, error) {
 }
 
 // ErrNoContainer is returned by the server controls that need the
-// container when the tests run against an external server.
+// container (or the local server) when the tests run against an external
+// server.
 var ErrNoContainer = errors.New("testdb: no container: the tests run against " + EnvDatabaseURL)
 
+// CanRestart reports whether Restart works on this server: on a container
+// and on the local binaries, not on the server of EnvDatabaseURL.
+func (s *Server) CanRestart() bool { return s.ctr != nil || s.Local != nil }
+
 // Restart stops the server and starts it again. With kill, the container
-// gets SIGKILL (a crash: no shutdown checkpoint, recovery on start);
-// otherwise a clean stop. The address stays the same, so pools reconnect
-// by themselves once it is back. Other tests on the shared server see the
-// outage too: tests that restart must not run in parallel with others.
+// gets SIGKILL, the local server an immediate shutdown (SIGQUIT, as
+// pg_ctl stop -m immediate): a crash, no shutdown checkpoint, recovery on
+// start; otherwise a clean stop. The address stays the same, so pools
+// reconnect by themselves once it is back. Other tests on the shared
+// server see the outage too: tests that restart must not run in parallel
+// with others.
 func (s *Server) Restart(ctx context.Context, kill bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.Local != nil {
+		if err := s.Local.Restart(ctx, kill); err != nil {
+			return fmt.Errorf("testdb: restart the local server: %w", err)
+		}
+		return s.waitReady(ctx)
+	}
 	if s.ctr == nil {
 		return ErrNoContainer
 	}

@@ -25,7 +25,8 @@
 // Run is the entry point. The groups it runs (RunBasics, RunConflicts,
 // RunValidation, RunReplay, RunDeleteTo, RunIsolation, RunContext,
 // RunConcurrency, and for the optional interfaces a journal implements
-// RunAppendNext, RunHead, RunStreamLister and RunHighestReader) are
+// RunAppendNext, RunHead, RunStreamLister, RunHighestReader and
+// RunBeforeReader) are
 // exported for a backend that wants to run one of them on its own, e.g.
 // under a fault, and Collect drains a Replay iterator.
 package journaltest

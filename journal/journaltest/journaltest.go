@@ -48,6 +48,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 	_, lister := probe.(journal.StreamLister)
 	_, highest := probe.(journal.HighestReader)
 	_, chain := probe.(journal.ChainReader)
+	_, before := probe.(journal.BeforeReader)
 	optional := []struct {
 		name string
 		has  bool
@@ -58,6 +59,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		{"StreamLister", lister, RunStreamLister},
 		{"HighestReader", highest, RunHighestReader},
 		{"ChainReader", chain, RunChainReader},
+		{"BeforeReader", before, RunBeforeReader},
 	}
 	for _, g := range optional {
 		if !g.has {

@@ -100,6 +100,10 @@
 // stopped by LIMIT, in the column's collation order. HighestSequenceNrs
 // (journal.HighestReader) reads up to MaxHighestBatch streams per
 // statement: unnest of the ids with a LATERAL max per id.
+// HighestSequenceNrsBefore (journal.BeforeReader), the point-in-time read
+// of a rewind, too: per id a backward walk of the primary key from the
+// newest row to the first written before the given time, so its cost is
+// the rows written since then, not the length of the streams.
 //
 // # Citus
 //
@@ -109,8 +113,9 @@
 // and its plain insert as two one-shard statements (without it, Citus
 // pulls the conditional insert's row through the coordinator: correct,
 // slower). PersistenceIDs becomes a DISTINCT … ORDER BY … LIMIT pushed to
-// every shard, HighestSequenceNrs a grouped read of the ids: multi-shard
-// reads. Write through the coordinator: AppendNext's advisory lock lives on
+// every shard, HighestSequenceNrs and HighestSequenceNrsBefore a grouped
+// read of the ids: multi-shard reads (the latter reads every row of the
+// named streams on their shards). Write through the coordinator: AppendNext's advisory lock lives on
 // the node a client is connected to.
 //
 // Citus begins the transaction on a worker at the coordinator's isolation

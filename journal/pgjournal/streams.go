@@ -9,7 +9,8 @@ import (
 )
 
 // MaxHighestBatch is the most persistence ids one statement of
-// HighestSequenceNrs reads: a call with more distinct ids runs one
+// HighestSequenceNrs (and of HighestSequenceNrsBefore) reads: a call with
+// more distinct ids runs one
 // statement (one round trip) per MaxHighestBatch of them, so that no
 // statement runs for long or sends an unbounded array.
 const MaxHighestBatch = 10_000

@@ -68,8 +68,9 @@ func ParseConnString(s string) (*pgxpool.Config, error) {
 
 // Connect opens a small pool (4 connections) on connString, named
 // application in pg_stat_activity unless the string names one, and checks
-// that the server answers.
-func Connect(ctx context.Context, connString, application string) (*pgxpool.Pool, error) {
+// that the server answers. configure, if given, may change the config
+// last (tests add a tracer).
+func Connect(ctx context.Context, connString, application string, configure ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := ParseConnString(connString)
 	if err != nil {
 		return nil, err
@@ -81,6 +82,11 @@ func Connect(ctx context.Context, connString, application string) (*pgxpool.Pool
 		cfg.ConnConfig.RuntimeParams["application_name"] = application
 	}
 	cfg.MaxConns = 4
+	for _, c := range configure {
+		if c != nil {
+			c(cfg)
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)

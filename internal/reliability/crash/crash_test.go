@@ -130,7 +130,7 @@ func (r *relay) run(ctx context.Context, s *store.Store) {
 func TestCrashRestart(t *testing.T) {
 	cycles := rel.EnvInt(t, EnvCycles, 20)
 	db := testdb.New(t)
-	if db.Server.Image == "" {
+	if !db.Server.CanRestart() {
 		t.Skipf("crash test: the server of $%s cannot be killed: %v", testdb.EnvDatabaseURL, testdb.ErrNoContainer)
 	}
 	ctx := context.Background()

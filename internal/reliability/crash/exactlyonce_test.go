@@ -128,7 +128,7 @@ func (r *eoRelay) run(ctx context.Context) {
 func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	cycles := rel.EnvInt(t, EnvExactlyOnceCycles, 10)
 	db := testdb.New(t)
-	if db.Server.Image == "" {
+	if !db.Server.CanRestart() {
 		t.Skipf("exactly-once test: the server of $%s cannot be killed: %v", testdb.EnvDatabaseURL, testdb.ErrNoContainer)
 	}
 	ctx := context.Background()
