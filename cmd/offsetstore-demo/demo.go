@@ -32,6 +32,7 @@ type demoFlags struct {
 	async        bool
 	publishDelay time.Duration
 	exactlyOnce  bool
+	incremental  bool
 	image        string
 	backend      string
 	verbose      bool
@@ -82,6 +83,9 @@ func (a *app) demo(ctx context.Context, f *demoFlags) error {
 	}
 	fmt.Fprintf(out, "demo: %d aggregates x %d events = %d events; the relay's committer saves every %d events and the relay is killed after %d\n",
 		f.aggregates, f.events, total, f.saveEvery, killAt)
+	if f.incremental {
+		fmt.Fprintln(out, "demo: the offsets are saved in incremental mode: a delta of the keys that moved per save, a full snapshot now and then")
+	}
 
 	url := f.databaseURL // never $DATABASE_URL: the demo writes
 	if url != "" {
@@ -219,7 +223,7 @@ func finalSnapshot(ctx context.Context, j journal.Journal, outbox string) (*rend
 	if !ok || ev.SequenceNr != s.SequenceNr() {
 		return nil, fmt.Errorf("outbox %q: newest snapshot row %d, the store opened at %d", outbox, ev.SequenceNr, s.SequenceNr())
 	}
-	return &render.Snapshot{Outbox: outbox, Event: ev, Offsets: offsets}, nil
+	return &render.Snapshot{Outbox: outbox, Event: ev, Offsets: offsets, Mode: s.Info().Mode.String()}, nil
 }
 
 // connect opens a small pool on url and checks that the server answers.

@@ -203,3 +203,33 @@ func TestDemoExactlyOnce(t *testing.T) {
 		t.Fatalf("%d sink rows (%v), want 120", rowsN, err)
 	}
 }
+
+// --incremental runs both relays, at least once and exactly once, with
+// their stores in incremental mode: the offsets are deltas between full
+// snapshots, and nothing is lost or written twice.
+func TestDemoIncremental(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	code, out, stderr := runDemo(t, "--database-url", db.URL, "--incremental", "--exactly-once", "--aggregates", "10", "--events", "12", "--save-every", "15", "--top", "1")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr, out)
+	}
+	for _, want := range []string{"saved in incremental mode", "mode            incremental\n", "fencing: the killed relay"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	rows := tableRE.FindAllStringSubmatch(out, -1)
+	if len(rows) != 2 {
+		t.Fatalf("no re-published and lost rows in the comparison table:\n%s", out)
+	}
+	for _, r := range rows {
+		if r[3] != "0" || (r[1] == "lost" && r[2] != "0") {
+			t.Errorf("%s: at-least-once %s, exactly-once %s; want exactly-once 0 (and lost 0 for both)", r[1], r[2], r[3])
+		}
+	}
+	var deltas int
+	if err := db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM journal WHERE manifest = $1`, "outbox-offsets-delta").Scan(&deltas); err != nil || deltas == 0 {
+		t.Fatalf("%d delta rows (%v): the relays did not save incrementally", deltas, err)
+	}
+}

@@ -137,6 +137,9 @@ Modes:
                    same database: each batch's rows and its offsets commit in
                    one transaction (Store.SaveTx), and the rows are counted:
                    re-published 0 and lost 0, beside the at-least-once run.
+  --incremental    the relays save their offsets in incremental mode (deltas
+                   of the keys that moved between full snapshots); combines
+                   with the modes above.
 
 The exit status is 1 if any event was lost. A progress bar is drawn on
 standard error when it is a terminal. Every run uses its own outbox and
@@ -144,6 +147,7 @@ stream names (demo-<random>), so it can run against a database repeatedly.`,
 		Example: `  offsetstore-demo
   offsetstore-demo --async
   offsetstore-demo --exactly-once
+  offsetstore-demo --incremental --exactly-once
   offsetstore-demo --backend local
   OFFSETSTORE_TEST_IMAGE=localhost/postgres:17 offsetstore-demo --aggregates 1000 --events 20
   offsetstore-demo --database-url postgres://offsetstore:offsetstore@127.0.0.1:5432/offsetstore`,
@@ -173,6 +177,7 @@ stream names (demo-<random>), so it can run against a database repeatedly.`,
 	fs.DurationVar(&f.publishDelay, "publish-delay", 50*time.Microsecond, "time one publish takes (the sink's latency), so that saves run while the relay publishes")
 	fs.BoolVar(&f.async, "async", false, "publish asynchronously, acknowledged out of order (Committer.Track + Mark)")
 	fs.BoolVar(&f.exactlyOnce, "exactly-once", false, "then run the same kill and restart into a sink table, rows and offsets in one transaction (Store.SaveTx)")
+	fs.BoolVar(&f.incremental, "incremental", false, "save the offsets in incremental mode: deltas of the keys that moved, full snapshots now and then (store.WithIncremental)")
 	fs.BoolVar(&f.verbose, "verbose", false, "print testcontainers' log on standard error")
 	return cmd
 }

@@ -51,6 +51,7 @@ func (s *scenario) relayConfig(pool *pgxpool.Pool) relay.Config {
 		CommitEvery:  s.f.saveEvery,
 		PollInterval: 20 * time.Millisecond,
 		CloseTimeout: time.Minute,
+		Incremental:  s.f.incremental,
 	}
 }
 
