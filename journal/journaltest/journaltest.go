@@ -46,6 +46,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 	_, head := probe.(journal.HeadReader)
 	_, lister := probe.(journal.StreamLister)
 	_, highest := probe.(journal.HighestReader)
+	_, lag := probe.(journal.LagReader)
 	optional := []struct {
 		name string
 		has  bool
@@ -55,6 +56,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		{"Head", head, RunHead},
 		{"StreamLister", lister, RunStreamLister},
 		{"HighestReader", highest, RunHighestReader},
+		{"LagReader", lag, RunLagReader},
 	}
 	for _, g := range optional {
 		if !g.has {
