@@ -108,13 +108,6 @@ func wantLag(t *testing.T, got map[string]journal.StreamLag, want journal.Stream
 	}
 }
 
-func wantNoLag(t *testing.T, got map[string]journal.StreamLag, pid string) {
-	t.Helper()
-	if g, ok := got[pid]; ok {
-		t.Fatalf("StreamLags reports %+v for %q, a position at its stream's head", g, pid)
-	}
-}
-
 // writtenAt returns the WrittenAt of the live event (pid, seq), as Replay
 // reads it.
 func writtenAt(t *testing.T, j journal.Journal, pid string, seq uint64) time.Time {
