@@ -148,9 +148,9 @@ func (b *outbox) report(rules Rules) Report {
 	return r
 }
 
-// outboxOf returns the outbox whose snapshots live under pid, if pid is
+// OutboxOf returns the outbox whose snapshots live under pid, if pid is
 // such a persistence id (store.PersistenceID of a valid name).
-func outboxOf(pid string) (string, bool) {
+func OutboxOf(pid string) (string, bool) {
 	name, ok := strings.CutPrefix(pid, store.PersistenceIDPrefix)
 	if !ok {
 		return "", false
@@ -162,6 +162,22 @@ func outboxOf(pid string) (string, bool) {
 	return name, true
 }
 
+// Outboxes lists the outboxes of the journal l, in l's order: the
+// persistence ids that start with store.PersistenceIDPrefix and name an
+// outbox (ListOptions.Prefix).
+func Outboxes(ctx context.Context, l journal.StreamLister) ([]string, error) {
+	var names []string
+	for pid, err := range journal.AllPersistenceIDs(ctx, l, journal.ListOptions{Prefix: store.PersistenceIDPrefix, Limit: journal.MaxListLimit}) {
+		if err != nil {
+			return nil, err
+		}
+		if name, ok := OutboxOf(pid); ok {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
 // discover lists the journal's persistence ids: the outboxes whole at the
 // first poll of a monitor of every outbox, then a page of every id per
 // poll, which finds new outboxes and unseen streams; with
@@ -170,13 +186,12 @@ func outboxOf(pid string) (string, bool) {
 func (m *Monitor) discover(ctx context.Context) ([]string, error) {
 	l, _ := m.j.(journal.StreamLister)
 	if !m.named && (!m.listed || m.cfg.page == 0) {
-		for pid, err := range journal.AllPersistenceIDs(ctx, l, journal.ListOptions{Prefix: store.PersistenceIDPrefix, Limit: journal.MaxListLimit}) {
-			if err != nil {
-				return nil, fmt.Errorf("monitor: list the outboxes: %w", err)
-			}
-			if name, ok := outboxOf(pid); ok {
-				m.add(name)
-			}
+		names, err := Outboxes(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("monitor: list the outboxes: %w", err)
+		}
+		for _, name := range names {
+			m.add(name)
 		}
 		m.listed = true
 	}
@@ -206,7 +221,7 @@ func (m *Monitor) discover(ctx context.Context) ([]string, error) {
 	sources := ids[:0]
 	for _, pid := range ids {
 		if strings.HasPrefix(pid, store.PersistenceIDPrefix) {
-			if name, ok := outboxOf(pid); ok && !m.named {
+			if name, ok := OutboxOf(pid); ok && !m.named {
 				m.add(name)
 			}
 			continue
