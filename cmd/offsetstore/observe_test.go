@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/outboxkit/offsetstore/cmd/internal/exporter"
+	"github.com/outboxkit/offsetstore/internal/testdb"
 )
 
 // syncBuffer is a buffer a running command writes to while the test reads.
@@ -289,5 +290,20 @@ func TestServeReadOnly(t *testing.T) {
 	}
 	if !strings.Contains(s.stdout.String(), "stopped") {
 		t.Fatalf("stdout: %s", s.stdout)
+	}
+}
+
+// newFixtureEmpty is a fresh migrated database without rows.
+func newFixtureEmpty(t *testing.T) *testdb.DB {
+	t.Helper()
+	return testdb.New(t)
+}
+
+// insertEvents writes events from..to of pid, written at at.
+func insertEvents(t *testing.T, db *testdb.DB, pid string, from, to uint64, at time.Time) {
+	t.Helper()
+	if _, err := db.Pool.Exec(t.Context(), `INSERT INTO journal (persistence_id, sequence_nr, payload, written_at)
+		SELECT $1, g, '\x00'::bytea, $4 FROM generate_series($2::bigint, $3::bigint) AS g`, pid, int64(from), int64(to), at); err != nil {
+		t.Fatalf("insert events of %s: %v", pid, err)
 	}
 }
