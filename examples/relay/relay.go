@@ -73,6 +73,9 @@ type Config struct {
 	JournalOptions []pgjournal.Option
 	// StoreOptions are given to store.Open. Defaults to none.
 	StoreOptions []store.Option
+	// OnCommitter observes each committer the relay starts (see
+	// observe.go). Defaults to none.
+	OnCommitter CommitterHook
 	// LeaderOptions are given to leader.Acquire. Defaults to none.
 	LeaderOptions []leader.Option
 
@@ -341,6 +344,7 @@ func (r *Relay) session(ctx, lctx context.Context, lease *leader.Lease) error {
 	r.mu.Lock()
 	r.committer = c
 	r.mu.Unlock()
+	defer r.watch(c)()
 	var sink sink = &syncSink{r: r, c: c}
 	var async *asyncSink
 	if r.cfg.PublishAsync != nil {
