@@ -22,12 +22,15 @@
 //
 // # Streams the relay has not seen
 //
-// A stream with events but no key in the outbox is one the relay has not
-// published from yet. With UnseenCount (the default) it counts as a key
-// at offset 0, so that a relay that died while new aggregates got events
-// is not OK; the streams are found by listing the journal a page per poll
-// (WithDiscoveryPage). A relay that follows only some of the journal's
-// streams wants UnseenIgnore, or its other streams would be lag forever.
+// A stream with events that no monitored outbox has a key for is one no
+// relay has published from yet. With UnseenCount (the default) it counts
+// as a key at offset 0 of the outbox whose keys are nearest to it (the
+// longest prefix shared with a neighbouring key), so that a relay that
+// died while new aggregates got events is not OK, while outboxes that
+// each follow their own streams do not count each other's. The streams
+// are found by listing the journal a page per poll (WithDiscoveryPage). A
+// journal with streams that no relay follows wants UnseenIgnore, or those
+// streams would be lag forever.
 //
 // # Status
 //

@@ -19,15 +19,19 @@ var ErrInvalidOption = errors.New("monitor: invalid option")
 type Unseen int
 
 const (
-	// UnseenCount counts every source stream of the journal (a persistence
-	// id that does not start with store.PersistenceIDPrefix) that the
-	// outbox has no key for as a key at offset 0: its whole stream is lag,
-	// its first event's time the lag time. A relay that follows every
-	// stream of the journal, as the reference relay does, keys a stream as
-	// soon as it publishes its first event, so a stream stays unseen only
-	// while the relay has not got to it: a relay that died while new
-	// streams got events is not OK (it is STOP once the threshold passes),
-	// and a quiet journal has no unseen stream. The default.
+	// UnseenCount counts a source stream of the journal (a persistence id
+	// that does not start with store.PersistenceIDPrefix) that no monitored
+	// outbox has a key for as a key at offset 0 of the outbox whose keys
+	// are nearest to it (the longest prefix shared with a neighbouring key
+	// in byte order; every outbox that ties): its whole stream is lag, its
+	// first event's time the lag time. A relay keys a stream as soon as it
+	// publishes its first event, so a stream stays unseen only while no
+	// relay has got to it: a relay that died while new aggregates got
+	// events is not OK (it is STOP once the threshold passes), a quiet
+	// journal has no unseen stream, and outboxes that each follow their
+	// own streams (orders-… and invoice-…) do not count each other's. A
+	// family of streams that no relay follows would count forever: use
+	// UnseenIgnore for such a journal. The default.
 	UnseenCount Unseen = iota
 	// UnseenIgnore counts only the outbox's keys: for a relay that follows
 	// some of the journal's streams, whose other streams would otherwise
@@ -264,12 +268,17 @@ func (m *Monitor) poll(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	for _, name := range m.order {
+		b := m.boxes[name]
+		b.refresh(ctx, m.j, heads[b.pid])
+	}
+	if m.cfg.unseen == UnseenCount {
+		m.seeUnseen(sources)
+	}
 	var positions []journal.Position
 	spans := make([][2]int, len(m.order))
 	for i, name := range m.order {
 		b := m.boxes[name]
-		b.refresh(ctx, m.j, heads[b.pid])
-		b.see(sources)
 		start := len(positions)
 		positions = b.appendPositions(positions)
 		spans[i] = [2]int{start, len(positions)}

@@ -80,19 +80,83 @@ func (b *outbox) setOffsets(offsets map[string]uint64, info store.Info, found bo
 	}
 }
 
-// see records the source streams of ids that the outbox has no key for.
-func (b *outbox) see(ids []string) {
+// keyed reports whether the outbox was read and has a key for id.
+func (b *outbox) keyed(id string) bool {
 	if b.err != nil || !b.found {
-		return
+		return false
+	}
+	_, ok := b.offsets[id]
+	return ok
+}
+
+// nearness is the length of the longest prefix id shares with a key of
+// the outbox next to it in byte order; -1 when the outbox was not read.
+func (b *outbox) nearness(id string) int {
+	if b.err != nil || !b.found {
+		return -1
+	}
+	i, _ := slices.BinarySearchFunc(b.positions, id, func(p journal.Position, id string) int { return strings.Compare(p.PersistenceID, id) })
+	n := 0
+	for _, k := range []int{i - 1, i} {
+		if k >= 0 && k < len(b.positions) {
+			n = max(n, commonPrefix(b.positions[k].PersistenceID, id))
+		}
+	}
+	return n
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// seeUnseen counts the source streams of ids that no monitored outbox has
+// a key for, each for the outboxes whose keys are nearest to it (see
+// UnseenCount), and forgets the unseen streams an outbox has a key for
+// now.
+func (m *Monitor) seeUnseen(ids []string) {
+	boxes := make([]*outbox, 0, len(m.order))
+	for _, name := range m.order {
+		boxes = append(boxes, m.boxes[name])
+	}
+	keyedByAny := func(id string) bool {
+		for _, b := range boxes {
+			if b.keyed(id) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, b := range boxes {
+		for id := range b.unseen {
+			if keyedByAny(id) {
+				delete(b.unseen, id)
+			}
+		}
 	}
 	for _, id := range ids {
-		if _, ok := b.offsets[id]; ok {
+		if keyedByAny(id) {
 			continue
 		}
-		if b.unseen == nil {
-			b.unseen = map[string]struct{}{}
+		best, near := -1, []*outbox(nil)
+		for _, b := range boxes {
+			switch n := b.nearness(id); {
+			case n < 0:
+			case n > best:
+				best, near = n, []*outbox{b}
+			case n == best:
+				near = append(near, b)
+			}
 		}
-		b.unseen[id] = struct{}{}
+		for _, b := range near {
+			if b.unseen == nil {
+				b.unseen = map[string]struct{}{}
+			}
+			b.unseen[id] = struct{}{}
+		}
 	}
 }
 

@@ -335,3 +335,23 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("Run with an ended context = %v, want nil", err)
 	}
 }
+
+// Outboxes that each follow their own streams do not count each other's:
+// a stream no outbox has a key for counts for the outbox whose keys are
+// nearest to it.
+func TestUnseenGoToTheNearestOutbox(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, pid := range []string{"order-1", "order-2", "order-3", "invoice-1", "invoice-2"} {
+		f.events(pid, 1, 2, minutes(0))
+	}
+	f.save(f.open("orders"), map[string]uint64{"order-1": 2}, t0)
+	f.save(f.open("invoices"), map[string]uint64{"invoice-1": 2, "invoice-2": 1}, t0)
+	got := poll(t, f.monitor())
+	if r := got["orders"]; r.Unseen != 2 || r.Lag != 4 {
+		t.Fatalf("orders: unseen %d, lag %d; want order-2 and order-3 (2 and 4)", r.Unseen, r.Lag)
+	}
+	if r := got["invoices"]; r.Unseen != 0 || r.Lag != 1 {
+		t.Fatalf("invoices: unseen %d, lag %d; want 0 and 1 (its own key behind)", r.Unseen, r.Lag)
+	}
+}

@@ -19,7 +19,7 @@ func (f *monitorFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.stopAfter, "stop-after", monitor.DefaultStopAfter,
 		"STOP threshold: events wait, the oldest for longer than this, and no snapshot was written for as long")
 	fs.StringVar(&f.unseen, "unseen", "count",
-		"streams with events but no key in the outbox: count (as a key at offset 0: a dead relay whose events wait in new streams is not OK) or ignore (for a relay that follows some streams only)")
+		"streams with events that no outbox has a key for: count (as a key at offset 0 of the outbox whose keys are nearest: a dead relay whose events wait in new streams is not OK) or ignore (for a journal with streams no relay follows)")
 	fs.IntVar(&f.top, "top", monitor.DefaultTop, "name the N keys with the largest lag (JSON and /status)")
 }
 
