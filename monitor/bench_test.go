@@ -45,7 +45,7 @@ func (c *trips) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatch
 	c.last.sql, c.last.args = d.SQL, d.Args
 	c.mu.Unlock()
 }
-func (c *trips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (c *trips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // explainRows runs EXPLAIN (ANALYZE, FORMAT JSON) of sql and returns the
 // rows the scans of the journal returned, summed over loops.

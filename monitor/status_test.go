@@ -13,7 +13,9 @@ func TestEvaluate(t *testing.T) {
 	t.Parallel()
 	rules := monitor.Rules{Window: 3, StopAfter: time.Minute}
 	ok := monitor.Figures{Found: true}
-	lag := func(n uint64) monitor.Figures { return monitor.Figures{Found: true, Lag: n, LagTime: time.Second, SnapshotAge: time.Second} }
+	lag := func(n uint64) monitor.Figures {
+		return monitor.Figures{Found: true, Lag: n, LagTime: time.Second, SnapshotAge: time.Second}
+	}
 	old := time.Hour
 	for _, tc := range []struct {
 		name  string
