@@ -141,7 +141,7 @@ type Monitor struct {
 	cfg config
 
 	mu     sync.Mutex // serialises Poll
-	named  bool       // cfg.outboxes given
+	named  map[string]bool // cfg.outboxes, the outboxes reported; nil: all
 	boxes  map[string]*outbox
 	order  []string // outbox names, sorted
 	cursor string   // where the discovery listing goes on
@@ -178,15 +178,19 @@ func New(j journal.Journal, opts ...Option) (*Monitor, error) {
 	case c.now == nil:
 		return nil, fmt.Errorf("%w: the clock is nil", ErrInvalidOption)
 	}
-	m := &Monitor{j: j, cfg: c, named: c.outboxes != nil, boxes: map[string]*outbox{}}
+	m := &Monitor{j: j, cfg: c, boxes: map[string]*outbox{}}
+	if c.outboxes != nil {
+		m.named = map[string]bool{}
+	}
 	for _, name := range c.outboxes {
 		if err := store.ValidateName(name); err != nil {
 			return nil, fmt.Errorf("%w: outbox %w", ErrInvalidOption, err)
 		}
+		m.named[name] = true
 		m.add(name)
 	}
 	_, lister := j.(journal.StreamLister)
-	if !lister && (!m.named || c.unseen == UnseenCount) {
+	if !lister && m.all() {
 		return nil, fmt.Errorf("%w: %T cannot list its streams (journal.StreamLister): name the outboxes and ignore unseen streams", ErrInvalidOption, j)
 	}
 	return m, nil
@@ -205,6 +209,14 @@ func (m *Monitor) Err() error {
 
 // ErrNotPolled is Err before the first Poll.
 var ErrNotPolled = errors.New("monitor: not polled yet")
+
+// all reports whether the monitor reads every outbox of the journal: to
+// report them all, or to know every outbox's keys when it counts unseen
+// streams (a stream another outbox has a key for is not unseen).
+func (m *Monitor) all() bool { return m.named == nil || m.cfg.unseen == UnseenCount }
+
+// reported reports whether outbox name is one the monitor reports.
+func (m *Monitor) reported(name string) bool { return m.named == nil || m.named[name] }
 
 // Rules returns the rules the monitor judges by, defaults filled in.
 func (m *Monitor) Rules() Rules { return m.cfg.rules }
@@ -243,7 +255,9 @@ func (m *Monitor) Poll(ctx context.Context) ([]Report, error) {
 	}
 	reports := make([]Report, 0, len(m.order))
 	for _, name := range m.order {
-		reports = append(reports, m.boxes[name].report(m.cfg.rules))
+		if m.reported(name) {
+			reports = append(reports, m.boxes[name].report(m.cfg.rules))
+		}
 	}
 	m.rmu.Lock()
 	m.reports = reports
@@ -280,7 +294,9 @@ func (m *Monitor) poll(ctx context.Context, now time.Time) error {
 	for i, name := range m.order {
 		b := m.boxes[name]
 		start := len(positions)
-		positions = b.appendPositions(positions)
+		if m.reported(name) {
+			positions = b.appendPositions(positions)
+		}
 		spans[i] = [2]int{start, len(positions)}
 	}
 	// One read of every outbox's positions: a journal reads them in as

@@ -249,7 +249,7 @@ func Outboxes(ctx context.Context, l journal.StreamLister) ([]string, error) {
 // poll. It returns the source streams listed, for the unseen ones.
 func (m *Monitor) discover(ctx context.Context) ([]string, error) {
 	l, _ := m.j.(journal.StreamLister)
-	if !m.named && (!m.listed || m.cfg.page == 0) {
+	if m.all() && (!m.listed || m.cfg.page == 0) {
 		names, err := Outboxes(ctx, l)
 		if err != nil {
 			return nil, fmt.Errorf("monitor: list the outboxes: %w", err)
@@ -259,7 +259,7 @@ func (m *Monitor) discover(ctx context.Context) ([]string, error) {
 		}
 		m.listed = true
 	}
-	if m.cfg.unseen == UnseenIgnore && (m.named || m.cfg.page == 0) {
+	if m.cfg.unseen == UnseenIgnore && (m.named != nil || m.cfg.page == 0) {
 		return nil, nil
 	}
 	var ids []string
@@ -285,7 +285,7 @@ func (m *Monitor) discover(ctx context.Context) ([]string, error) {
 	sources := ids[:0]
 	for _, pid := range ids {
 		if strings.HasPrefix(pid, store.PersistenceIDPrefix) {
-			if name, ok := OutboxOf(pid); ok && !m.named {
+			if name, ok := OutboxOf(pid); ok && m.all() {
 				m.add(name)
 			}
 			continue

@@ -355,3 +355,19 @@ func TestUnseenGoToTheNearestOutbox(t *testing.T) {
 		t.Fatalf("invoices: unseen %d, lag %d; want 0 and 1 (its own key behind)", r.Unseen, r.Lag)
 	}
 }
+
+// A monitor of one named outbox still knows the others' keys: their
+// streams are not unseen for it.
+func TestNamedOutboxIgnoresOthersStreams(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, pid := range []string{"order-1", "invoice-1", "invoice-2"} {
+		f.events(pid, 1, 2, minutes(0))
+	}
+	f.save(f.open("orders"), map[string]uint64{"order-1": 2}, t0)
+	f.save(f.open("invoices"), map[string]uint64{"invoice-1": 2, "invoice-2": 2}, t0)
+	got := poll(t, f.monitor(monitor.WithOutboxes("orders")))
+	if r, ok := got["orders"]; len(got) != 1 || !ok || r.Unseen != 0 || r.Lag != 0 {
+		t.Fatalf("reports %v: want orders alone, nothing unseen, lag 0", got)
+	}
+}
