@@ -383,25 +383,35 @@ func (m *Monitor) heads(ctx context.Context) (map[string]uint64, error) {
 	return heads, nil
 }
 
-// Run polls at every interval until ctx ends, calling after (when not nil)
-// with each poll's reports and error, and returns nil then. A failed poll
-// does not stop it: the next one tries again.
-func (m *Monitor) Run(ctx context.Context, interval time.Duration, after func([]Report, error)) error {
+// MaxBusy is the largest share of time Run spends polling: after a poll
+// that took d, the next one starts no sooner than d/MaxBusy after it
+// started, whatever the interval, so that the monitor of very large
+// outboxes slows down instead of becoming the load a DBA notices.
+const MaxBusy = 0.05
+
+// Run polls at every interval (or slower, see MaxBusy) until ctx ends,
+// calling after (when not nil) with each poll's reports, error and
+// duration, and returns nil then. A failed poll does not stop it: the
+// next one tries again.
+func (m *Monitor) Run(ctx context.Context, interval time.Duration, after func([]Report, error, time.Duration)) error {
 	if interval <= 0 {
 		return fmt.Errorf("%w: interval %v, want more than 0", ErrInvalidOption, interval)
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
+		start := time.Now()
 		reports, err := m.Poll(ctx)
+		took := time.Since(start)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if after != nil {
-			after(reports, err)
+			after(reports, err, took)
 		}
+		next := max(interval, time.Duration(float64(took)/MaxBusy))
+		t := time.NewTimer(next - time.Since(start))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}
