@@ -69,6 +69,10 @@ migrate-up: ## apply the migrations to DATABASE_URL with the migrate CLI
 migrate-down: ## roll every migration back on DATABASE_URL with the migrate CLI
 	$(MIGRATE_CLI) -path migrations -database '$(migrate_url)' down -all
 
+.PHONY: serve
+serve: ## offsetstore serve on DATABASE_URL: the status page at http://127.0.0.1:9841/, metrics at /metrics
+	$(GO) run ./cmd/offsetstore serve --database-url '$(DATABASE_URL)'
+
 .PHONY: reliability demo
 reliability: ## long reliability run (200 kill cycles, 60 s of load …); figures in reliability-figures.txt
 	rm -f reliability-figures.txt

@@ -25,6 +25,10 @@
 //     (AllPersistenceIDs iterates every page).
 //   - HighestReader: the highest sequence numbers of many streams in one
 //     round trip.
+//   - LagReader: many positions compared with their streams (highest
+//     number, time of the first event above the position) in few round
+//     trips, only the streams not at their position coming back
+//     (ReadStreamLags falls back to HighestSequenceNr and Replay).
 //
 // # Backends
 //

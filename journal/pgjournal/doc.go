@@ -99,7 +99,13 @@
 // persistence_id above the previous one, one index descent per stream,
 // stopped by LIMIT, in the column's collation order. HighestSequenceNrs
 // (journal.HighestReader) reads up to MaxHighestBatch streams per
-// statement: unnest of the ids with a LATERAL max per id.
+// statement: unnest of the ids with a LATERAL max per id. With
+// ListOptions.Prefix the listing starts at the prefix and stops after the
+// last id with it where the column's collation orders as bytes (read from
+// the catalog once per Journal), and filters every id otherwise.
+// StreamLags (journal.LagReader) sends MaxLagBatch positions per
+// statement, all of a call pipelined in one round trip: a backward probe
+// per position and a forward one per position behind.
 //
 // # Citus
 //
@@ -109,8 +115,8 @@
 // and its plain insert as two one-shard statements (without it, Citus
 // pulls the conditional insert's row through the coordinator: correct,
 // slower). PersistenceIDs becomes a DISTINCT … ORDER BY … LIMIT pushed to
-// every shard, HighestSequenceNrs a grouped read of the ids: multi-shard
-// reads. Write through the coordinator: AppendNext's advisory lock lives on
+// every shard, HighestSequenceNrs and StreamLags a grouped read of the
+// ids: multi-shard reads. Write through the coordinator: AppendNext's advisory lock lives on
 // the node a client is connected to.
 //
 // Citus begins the transaction on a worker at the coordinator's isolation
