@@ -301,7 +301,8 @@ func (m *Monitor) poll(ctx context.Context, now time.Time) error {
 	}
 	// One read of every outbox's positions: a journal reads them in as
 	// few round trips as it can. Two outboxes may share a key; the read
-	// wants each id once, so outboxes that share one are read apart.
+	// wants each id once, so outboxes that share one are read apart, as
+	// is a single outbox (no map of its keys to build).
 	lagsOf, err := m.readLags(ctx, positions, spans)
 	for i, name := range m.order {
 		b := m.boxes[name]
@@ -322,17 +323,32 @@ func (m *Monitor) poll(ctx context.Context, now time.Time) error {
 // being outbox i's part of positions, in one call where no id repeats.
 func (m *Monitor) readLags(ctx context.Context, positions []journal.Position, spans [][2]int) ([][]journal.StreamLag, error) {
 	out := make([][]journal.StreamLag, len(spans))
-	seen := make(map[string]struct{}, len(positions))
-	shared := false
+	filled := 0
+	for _, sp := range spans {
+		if sp[1] > sp[0] {
+			filled++
+		}
+	}
+	apart := filled <= 1 // one outbox to read: no id repeats, no map needed
+	var seen map[string]struct{}
+	if !apart {
+		seen = make(map[string]struct{}, len(positions))
+	}
 	for _, p := range positions {
+		if apart {
+			break
+		}
 		if _, dup := seen[p.PersistenceID]; dup {
-			shared = true
+			apart = true
 			break
 		}
 		seen[p.PersistenceID] = struct{}{}
 	}
-	if shared || len(spans) == 1 {
+	if apart {
 		for i, sp := range spans {
+			if sp[1] == sp[0] {
+				continue
+			}
 			l, err := journal.ReadStreamLags(ctx, m.j, positions[sp[0]:sp[1]])
 			if err != nil {
 				return nil, err
