@@ -12,6 +12,11 @@ MIGRATE_CLI   ?= $(GO) run -tags pgx5 github.com/golang-migrate/migrate/v4/cmd/m
 POSTGRES_PORT ?= 5432
 DATABASE_URL  ?= postgres://offsetstore:offsetstore@127.0.0.1:$(POSTGRES_PORT)/offsetstore?sslmode=disable
 MIGRATIONS_TABLE := offsetstore_schema_migrations
+# The Go modules of the repository: the core and, nested, the
+# OpenTelemetry one (go test ./... does not enter a nested module).
+MODULES       := . offsetstoreotel
+# each runs its command in every module, stopping at the first failure.
+each = set -e; for m in $(MODULES); do echo "== module $$m"; (cd $$m && $(1)); done
 # `docker compose` where the plugin exists, else Debian's docker-compose.
 COMPOSE       ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
@@ -25,18 +30,17 @@ migrate_url = $(shell sed -E 's#^postgres(ql)?://#pgx5://#' <<< '$(DATABASE_URL)
 help: ## show this list
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-test: ## run every test with the race detector (needs Docker, or PostgreSQL's binaries and OFFSETSTORE_TEST_CITUS=skip)
-	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+test: ## run every test of every module, integration and browser tests included, with the race detector (needs Docker, or PostgreSQL's binaries and OFFSETSTORE_TEST_CITUS=skip; chromium and promtool)
+	@$(call each,$(GO) test -race -count=1 $(TESTFLAGS) ./...)
 
 test-short: ## run the unit tests only (no database)
-	$(GO) test -short -race -count=1 $(TESTFLAGS) ./...
+	@$(call each,$(GO) test -short -race -count=1 $(TESTFLAGS) ./...)
 
 bench: ## run the benchmarks with their raw-pgx baselines; prints `ratio name=… value=…` lines
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $(BENCHFLAGS) ./...
 
-lint: ## go vet and staticcheck
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+lint: ## go vet and staticcheck, in every module
+	@$(call each,$(GO) vet ./... && $(GO) run $(STATICCHECK) ./...)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
@@ -64,6 +68,10 @@ migrate-up: ## apply the migrations to DATABASE_URL with the migrate CLI
 
 migrate-down: ## roll every migration back on DATABASE_URL with the migrate CLI
 	$(MIGRATE_CLI) -path migrations -database '$(migrate_url)' down -all
+
+.PHONY: serve
+serve: ## offsetstore serve on DATABASE_URL: the status page at http://127.0.0.1:9841/, metrics at /metrics
+	$(GO) run ./cmd/offsetstore serve --database-url '$(DATABASE_URL)'
 
 .PHONY: reliability demo
 reliability: ## long reliability run (200 kill cycles, 60 s of load …); figures in reliability-figures.txt

@@ -27,6 +27,10 @@
 //     round trip.
 //   - BeforeReader: the highest sequence numbers of many streams among
 //     the rows written before a point in time, for point-in-time rewinds.
+//   - LagReader: many positions compared with their streams (highest
+//     number, time of the first event above the position) in few round
+//     trips, only the streams not at their position coming back
+//     (ReadStreamLags falls back to HighestSequenceNr and Replay).
 //
 // # Backends
 //

@@ -32,6 +32,9 @@ func (m *Memory) PersistenceIDs(ctx context.Context, opts ListOptions) ([]string
 		if opts.ExcludePrefix != "" && strings.HasPrefix(pid, opts.ExcludePrefix) {
 			continue
 		}
+		if !strings.HasPrefix(pid, opts.Prefix) {
+			continue
+		}
 		ids = append(ids, pid)
 	}
 	m.mu.RUnlock()

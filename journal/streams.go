@@ -29,6 +29,13 @@ type ListOptions struct {
 	// "outbox::" (see store.PersistenceID); a relay that discovers its
 	// sources passes that. Defaults to "" (nothing excluded).
 	ExcludePrefix string
+	// Prefix, when not empty, lists only the ids that start with it, byte
+	// for byte: store.PersistenceIDPrefix lists the offset store's
+	// streams, one per outbox. A backend reads no more than the ids that
+	// start with it where its order keeps them together (pgjournal: a
+	// column whose collation orders as bytes) and otherwise filters every
+	// id (see the backend's doc). Defaults to "" (every id).
+	Prefix string
 }
 
 // StreamLister is implemented by journals that list their persistence ids
@@ -46,7 +53,7 @@ type StreamLister interface {
 	// in that order; ids written meanwhile appear if they sort after the
 	// page being read.
 	//
-	// After and ExcludePrefix must be valid UTF-8 without NUL bytes, and
+	// After, ExcludePrefix and Prefix must be valid UTF-8 without NUL bytes, and
 	// Limit within 0..MaxListLimit; otherwise the call fails with
 	// ErrInvalidArgument before any I/O.
 	PersistenceIDs(ctx context.Context, opts ListOptions) ([]string, error)
@@ -85,6 +92,9 @@ func ValidateListOptions(opts ListOptions) (ListOptions, error) {
 		return opts, err
 	}
 	if err := validateText("excluded prefix", opts.ExcludePrefix); err != nil {
+		return opts, err
+	}
+	if err := validateText("prefix", opts.Prefix); err != nil {
 		return opts, err
 	}
 	return opts, nil

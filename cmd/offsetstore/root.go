@@ -50,8 +50,8 @@ variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE …).
 Writes (rewind, forget, import) are dry runs that print a diff unless --apply
 is given; applied, each writes one snapshot and prunes nothing (the relay's
 own retention prunes at its next write). Exit status: 0 success, 1 error, 2 usage error, 3 write refused
-because the outbox moved (--if-seq) or another writer fenced it, 130
-interrupted.`,
+because the outbox moved (--if-seq) or another writer fenced it, 4 an outbox
+is not OK (status), 130 interrupted.`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -70,6 +70,9 @@ interrupted.`,
 		newForgetCmd(a),
 		newImportCmd(a),
 		newMigrateCmd(a),
+		newListCmd(a),
+		newStatusCmd(a),
+		newServeCmd(a),
 	)
 	return root
 }

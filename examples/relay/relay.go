@@ -119,6 +119,9 @@ type Config struct {
 	// per save. Defaults to false: a full snapshot per save, the format
 	// the original Rust implementation reads.
 	Incremental bool
+	// OnCommitter observes each committer the relay starts (see
+	// observe.go). Defaults to none.
+	OnCommitter CommitterHook
 	// LeaderOptions are given to leader.Acquire. Defaults to none.
 	LeaderOptions []leader.Option
 
@@ -389,6 +392,7 @@ func (r *Relay) session(ctx, lctx context.Context, lease *leader.Lease) error {
 	if err != nil {
 		return err
 	}
+	defer r.watch(c)()
 	var sink sink
 	var async *asyncSink
 	var w *window

@@ -36,9 +36,6 @@ func RunChainFallback(t *testing.T, newJournal Factory) {
 
 type chainRead = func(ctx context.Context, pid, base string) (journal.Chain, error)
 
-// plainJournal hides the optional interfaces of a journal.
-type plainJournal struct{ journal.Journal }
-
 const (
 	chainBase  = "chain-full"
 	chainDelta = "chain-delta"

@@ -49,6 +49,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 	_, highest := probe.(journal.HighestReader)
 	_, chain := probe.(journal.ChainReader)
 	_, before := probe.(journal.BeforeReader)
+	_, lag := probe.(journal.LagReader)
 	optional := []struct {
 		name string
 		has  bool
@@ -60,6 +61,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		{"HighestReader", highest, RunHighestReader},
 		{"ChainReader", chain, RunChainReader},
 		{"BeforeReader", before, RunBeforeReader},
+		{"LagReader", lag, RunLagReader},
 	}
 	for _, g := range optional {
 		if !g.has {

@@ -28,6 +28,7 @@ func RunStreamLister(t *testing.T, newJournal Factory) {
 		{"Paging", testListPaging},
 		{"After", testListAfter},
 		{"ExcludePrefix", testListExcludePrefix},
+		{"Prefix", testListPrefix},
 		{"DeletedStaysListed", testListDeleted},
 		{"Invalid", testListInvalid},
 		{"Cancelled", testListCancelled},
@@ -225,6 +226,8 @@ func testListInvalid(t *testing.T, j journal.Journal) {
 		{After: "\xff"},
 		{ExcludePrefix: "outbox\x00"},
 		{ExcludePrefix: "\xc3"},
+		{Prefix: "outbox\x00"},
+		{Prefix: "\xc3"},
 	} {
 		ids, err := l.PersistenceIDs(t.Context(), opts)
 		wantInvalid(t, fmt.Sprintf("PersistenceIDs(%#v)", opts), err)

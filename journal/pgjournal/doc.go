@@ -103,7 +103,13 @@
 // HighestSequenceNrsBefore (journal.BeforeReader), the point-in-time read
 // of a rewind, too: per id a backward walk of the primary key from the
 // newest row to the first written before the given time, so its cost is
-// the rows written since then, not the length of the streams.
+// the rows written since then, not the length of the streams. With
+// ListOptions.Prefix the listing starts at the prefix and stops after the
+// last id with it where the column's collation orders as bytes (read from
+// the catalog once per Journal), and filters every id otherwise.
+// StreamLags (journal.LagReader) sends MaxLagBatch positions per
+// statement, all of a call pipelined in one round trip: a backward probe
+// per position and a forward one per position behind.
 //
 // # Citus
 //
@@ -113,9 +119,9 @@
 // and its plain insert as two one-shard statements (without it, Citus
 // pulls the conditional insert's row through the coordinator: correct,
 // slower). PersistenceIDs becomes a DISTINCT … ORDER BY … LIMIT pushed to
-// every shard, HighestSequenceNrs and HighestSequenceNrsBefore a grouped
-// read of the ids: multi-shard reads (the latter reads every row of the
-// named streams on their shards). Write through the coordinator: AppendNext's advisory lock lives on
+// every shard, HighestSequenceNrs, HighestSequenceNrsBefore and StreamLags
+// a grouped read of the ids: multi-shard reads (HighestSequenceNrsBefore
+// reads every row of the named streams on their shards). Write through the coordinator: AppendNext's advisory lock lives on
 // the node a client is connected to.
 //
 // Citus begins the transaction on a worker at the coordinator's isolation

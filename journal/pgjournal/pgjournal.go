@@ -114,6 +114,8 @@ type Journal struct {
 	copyThreshold int // events
 	copyMinBytes  int // of payload
 
+	collation collation // of persistence_id, for listings with a prefix
+
 	statements
 }
 

@@ -99,6 +99,9 @@ func (j *Journal) PersistenceIDs(ctx context.Context, opts journal.ListOptions) 
 	if j.err != nil {
 		return nil, j.err
 	}
+	if opts.Prefix != "" {
+		return j.prefixedIDs(ctx, opts)
+	}
 	sql := listSQL(j.ident.Sanitize(), opts.ExcludePrefix != "")
 	if j.citus {
 		sql = listDistinctSQL(j.ident.Sanitize(), opts.ExcludePrefix != "")
