@@ -140,7 +140,7 @@ type Monitor struct {
 	j   journal.Journal
 	cfg config
 
-	mu     sync.Mutex // serialises Poll
+	mu     sync.Mutex      // serialises Poll
 	named  map[string]bool // cfg.outboxes, the outboxes reported; nil: all
 	boxes  map[string]*outbox
 	order  []string // outbox names, sorted
