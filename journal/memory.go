@@ -39,9 +39,10 @@ type memStream struct {
 }
 
 var (
-	_ Journal      = (*Memory)(nil)
-	_ NextAppender = (*Memory)(nil)
-	_ HeadReader   = (*Memory)(nil)
+	_ Journal           = (*Memory)(nil)
+	_ NextAppender      = (*Memory)(nil)
+	_ SuccessorAppender = (*Memory)(nil)
+	_ HeadReader        = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory journal.
@@ -122,6 +123,15 @@ func (m *Memory) Append(ctx context.Context, events ...Event) error {
 
 // AppendNext implements NextAppender.
 func (m *Memory) AppendNext(ctx context.Context, ev Event) error {
+	return m.appendNext(ctx, ev, false)
+}
+
+// AppendSuccessor implements SuccessorAppender.
+func (m *Memory) AppendSuccessor(ctx context.Context, ev Event) error {
+	return m.appendNext(ctx, ev, true)
+}
+
+func (m *Memory) appendNext(ctx context.Context, ev Event, successor bool) error {
 	if err := ValidateEvent(ev); err != nil {
 		return err
 	}
@@ -137,6 +147,19 @@ func (m *Memory) AppendNext(ctx context.Context, ev Event) error {
 	s := m.streams[ev.PersistenceID]
 	if s != nil && len(s.events) > 0 && s.events[len(s.events)-1].SequenceNr >= ev.SequenceNr {
 		return &ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
+	}
+	if successor {
+		var newest *Event
+		if s != nil && len(s.events) > 0 {
+			newest = &s.events[len(s.events)-1]
+		}
+		if newest == nil || newest.SequenceNr != ev.SequenceNr-1 || newest.Deleted {
+			e := &BaseMissingError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr}
+			if newest != nil {
+				e.Highest = newest.SequenceNr
+			}
+			return e
+		}
 	}
 	if m.streams == nil {
 		m.streams = make(map[string]*memStream)

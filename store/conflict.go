@@ -98,6 +98,10 @@ func (s *Store) adoptInDoubt(ctx context.Context, op string, ev journal.Event) e
 		}
 		update = func() {
 			s.st = state{vals: vals, tmpl: ev.Payload, root: ev.SequenceNr, rootBytes: len(ev.Payload)}
+			s.forceFull = false
+			if s.cfg.incremental {
+				s.stats.Compactions++
+			}
 		}
 	case codec.DeltaManifest:
 		d, err := codec.DecodeDelta(ev.Payload)

@@ -21,13 +21,41 @@ type edit interface {
 }
 
 // fullEdit builds a full snapshot as an edit of the indexed snapshot.
-type fullEdit struct{ *codec.Edit }
-
-func (e fullEdit) merge(offsets map[string]uint64, moves func(old, v uint64) bool) error {
-	return merge(e.Edit, offsets, moves)
+// When count is set (incremental mode) it counts the keys that change, so
+// that a change naming many keys of which few move can be written as a
+// delta after all.
+type fullEdit struct {
+	*codec.Edit
+	count bool
+	moved int // keys set to a new value, added or dropped, when count
 }
-func (e fullEdit) drop(key string) bool { return e.Delete(key) }
-func (e fullEdit) changed() bool        { return e.Changed() }
+
+func (e *fullEdit) merge(offsets map[string]uint64, moves func(old, v uint64) bool) error {
+	if !e.count {
+		_, err := merge(e.Edit, offsets, moves)
+		return err
+	}
+	counted := func(old, v uint64) bool {
+		if moves(old, v) {
+			e.moved++
+			return true
+		}
+		return false
+	}
+	added, err := merge(e.Edit, offsets, counted)
+	e.moved += added
+	return err
+}
+
+func (e *fullEdit) drop(key string) bool {
+	if !e.Delete(key) {
+		return false
+	}
+	e.moved++
+	return true
+}
+
+func (e *fullEdit) changed() bool { return e.Changed() }
 
 // bulkShare is the share of the outbox's keys from which a change walks
 // the whole snapshot (codec.Edit.PutAll) rather than looking its keys up
@@ -37,8 +65,8 @@ func (e fullEdit) changed() bool        { return e.Changed() }
 const bulkShare = 4
 
 // merge sets the keys of offsets where moves(old, new) says so, and adds
-// those the snapshot lacks.
-func merge(e *codec.Edit, offsets map[string]uint64, moves func(old, v uint64) bool) error {
+// those the snapshot lacks. It returns how many it added.
+func merge(e *codec.Edit, offsets map[string]uint64, moves func(old, v uint64) bool) (added int, err error) {
 	var fresh []string
 	if len(offsets)*bulkShare >= e.Len() && e.Len() > 0 {
 		if held := e.PutAll(offsets, moves); held < len(offsets) {
@@ -48,7 +76,7 @@ func merge(e *codec.Edit, offsets map[string]uint64, moves func(old, v uint64) b
 				}
 			}
 		}
-		return addKeys(e, fresh, offsets)
+		return len(fresh), addKeys(e, fresh, offsets)
 	}
 	for k, v := range offsets {
 		if old, slot, ok := e.Lookup(k); ok {
@@ -59,7 +87,7 @@ func merge(e *codec.Edit, offsets map[string]uint64, moves func(old, v uint64) b
 		}
 		fresh = append(fresh, k)
 	}
-	return addKeys(e, fresh, offsets)
+	return len(fresh), addKeys(e, fresh, offsets)
 }
 
 // addKeys adds keys, which the snapshot does not hold, with their values

@@ -75,31 +75,59 @@ func (c *config) validateIncremental() error {
 	return nil
 }
 
-// wantsFull reports whether the next row, for a change naming named keys
-// (replaceAll for Replace), is a full snapshot. Only a writer calls it.
-func (s *Store) wantsFull(named int) bool {
+// mustFull reports whether the next row is a full snapshot whatever the
+// change: in full mode, for Replace (named is replaceAll), for the first
+// row of a chain, after WithMaxDeltas deltas, when the journal lacks the
+// row a delta would build on (forceFull), or when the journal the row goes
+// through cannot append a delta safely (canDelta false: no
+// journal.SuccessorAppender). Only a writer calls it.
+func (s *Store) mustFull(named int, canDelta bool) bool {
 	st := &s.st
-	if !s.cfg.incremental || named == replaceAll || st.root == 0 || st.deltas >= s.cfg.maxDeltas {
-		return true
-	}
-	// The delta's size, estimated from the keys named at the snapshot's
-	// mean entry size: O(1), so that a change of every key costs no more
-	// than in full mode.
-	keys := max(st.len(), 1)
-	est := float64(deltaHeader) + float64(named)*float64(st.rootBytes)/float64(keys)
-	return float64(st.deltaBytes)+est > s.cfg.ratio*float64(st.rootBytes)
+	return !s.cfg.incremental || !canDelta || s.forceFull || named == replaceAll ||
+		st.root == 0 || st.deltas >= s.cfg.maxDeltas
+}
+
+// deltaFits reports whether a delta of keys keys, at the snapshot's mean
+// entry size, stays within the compaction bound. It costs O(1), so that a
+// change of every key costs no more than in full mode.
+func (s *Store) deltaFits(keys int) bool {
+	st := &s.st
+	mean := float64(st.rootBytes) / float64(max(st.len(), 1))
+	est := float64(deltaHeader) + float64(keys)*mean
+	return float64(st.deltaBytes)+est <= s.cfg.ratio*float64(st.rootBytes)
 }
 
 // deltaHeader is the size of a delta without keys.
 var deltaHeader = codec.DeltaLen(nil, nil)
 
-// startEdit starts the next row's edit for a change naming named keys.
-func (s *Store) startEdit(named int) (edit, error) {
-	if !s.wantsFull(named) {
+// startEdit starts the next row's edit for a change naming named keys,
+// to be written through a journal that can append a delta safely when
+// canDelta: a delta when the change is small enough by the keys it names,
+// else a full snapshot that counts the keys that move (see rebuilt).
+func (s *Store) startEdit(named int, canDelta bool) (edit, error) {
+	full := s.mustFull(named, canDelta)
+	if !full && s.deltaFits(named) {
 		return newDeltaEdit(&s.st, max(named, 0)), nil
 	}
 	if err := s.ensureSnap(); err != nil {
 		return nil, err
 	}
-	return fullEdit{s.st.snap.Edit()}, nil
+	return &fullEdit{Edit: s.st.snap.Edit(), count: !full}, nil
+}
+
+// asDelta returns, for a full snapshot e built by a change that named many
+// keys but moved few (a caller that saves its whole map), a delta of the
+// same change when it stays within the compaction bound; else nil. build
+// runs again on the delta: the writer holds sem, so it sees the same
+// offsets.
+func (s *Store) asDelta(e edit, named int, build func(e edit) error) (edit, error) {
+	fe, ok := e.(*fullEdit)
+	if !ok || !fe.count || !s.deltaFits(fe.moved) {
+		return nil, nil
+	}
+	d := newDeltaEdit(&s.st, fe.moved)
+	if err := build(d); err != nil {
+		return nil, err
+	}
+	return d, nil
 }

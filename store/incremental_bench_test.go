@@ -320,7 +320,8 @@ func BenchmarkOpenLoadMillion(b *testing.B) {
 // BenchmarkMemoryPerKey reports the heap a store holds per key of a
 // 1 000 000-key outbox: after Open, and after a save (in full mode the
 // indexed snapshot replaces the map; in incremental mode a delta keeps
-// the map).
+// the map); in incremental mode also after a compaction (the indexed
+// snapshot) and a delta on it.
 func BenchmarkMemoryPerKey(b *testing.B) {
 	const n = 1_000_000
 	ctx := context.Background()
@@ -348,7 +349,7 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 					b.Fatal(err)
 				}
 			}()
-			var opened, saved float64
+			var opened, saved, compacted, after float64
 			for b.Loop() {
 				base := heap()
 				s, err := store.Open(ctx, j, mode.name, mode.opts...)
@@ -360,11 +361,26 @@ func BenchmarkMemoryPerKey(b *testing.B) {
 					b.Fatal(err)
 				}
 				saved = float64(heap()-base) / n
+				if mode.opts != nil {
+					if err := s.Save(ctx, benchOffsetsAt(n, uint64(b.N)+n+20)); err != nil { // every key: a compaction
+						b.Fatal(err)
+					}
+					compacted = float64(heap()-base) / n
+					if err := s.Save(ctx, map[string]uint64{"order-0000002": uint64(b.N) + n + 30}); err != nil {
+						b.Fatal(err)
+					}
+					after = float64(heap()-base) / n
+				}
 				runtime.KeepAlive(s)
 			}
 			b.ReportMetric(opened, "B/key-opened")
 			b.ReportMetric(saved, "B/key-saved")
-			fmt.Printf("memory name=store/%s/keys=%d opened=%.1fB/key saved=%.1fB/key\n", mode.name, n, opened, saved)
+			if mode.opts != nil {
+				b.ReportMetric(compacted, "B/key-compacted")
+				b.ReportMetric(after, "B/key-delta-after")
+			}
+			fmt.Printf("memory name=store/%s/keys=%d opened=%.1fB/key saved=%.1fB/key compacted=%.1fB/key delta-after=%.1fB/key\n",
+				mode.name, n, opened, saved, compacted, after)
 		})
 	}
 }
@@ -430,4 +446,13 @@ func BenchmarkCompactionRatio(b *testing.B) {
 				ratio, perSave/1e6, wal.perOp("save"), s.Stats().Compactions, float64(fullBytes+int64(maxChain)*chainBytes)/1e6)
 		})
 	}
+}
+
+// benchOffsetsAt is benchOffsets(n) with every value v.
+func benchOffsetsAt(n int, v uint64) map[string]uint64 {
+	m := benchOffsets(n)
+	for k := range m {
+		m[k] = v
+	}
+	return m
 }

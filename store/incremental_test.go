@@ -9,7 +9,9 @@ import (
 
 	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/internal/faultjournal"
+	"github.com/outboxkit/offsetstore/internal/testdb"
 	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
 
@@ -29,6 +31,9 @@ var incrementalCases = []struct {
 	{"CompactionCrashPoints", testCompactionCrashPoints},
 	{"SaveTxWritesDelta", testSaveTxWritesDelta},
 	{"CommitterSavesDeltas", testCommitterSavesDeltas},
+	{"SaveTxNotDurableThenDelta", testSaveTxNotDurableThenDelta},
+	{"WholeMapOneKeyMovesWritesDelta", testWholeMapOneKeyMoves},
+	{"AdoptedCompactionCounted", testAdoptedCompactionCounted},
 }
 
 func TestIncrementalOnMemory(t *testing.T) {
@@ -370,4 +375,108 @@ func testCommitterSavesDeltas(t *testing.T, j journal.Journal) {
 	want := manyKeys(20, 1)
 	want["stream-00003"], want["stream-00004"] = 5, 3
 	wantOffsets(t, load(t, open(t, j, "committer")), want)
+}
+
+// Rows lost under a running store (a failover to a replica that missed
+// the newest commits, a restore): its next delta would lie on a gap that
+// Open refuses. The journal refuses it (AppendSuccessor), and the store
+// writes a full snapshot of what it acknowledged instead, in both modes.
+func TestIncrementalLostRowsOnPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.New(t)
+	j := pgjournal.New(db.Pool)
+	for _, mode := range []struct {
+		name string
+		opts []store.Option
+	}{{"full", nil}, {"incremental", []store.Option{store.WithIncremental(), store.WithCompactionRatio(1e9)}}} {
+		outbox := "lost-" + mode.name
+		s := open(t, j, outbox, mode.opts...)
+		for i := range 5 {
+			save(t, s, map[string]uint64{fmt.Sprint("k", i): uint64(i + 1)})
+		}
+		// The newest two rows are gone: the journal ends at 3.
+		if _, err := db.Pool.Exec(ctx, `DELETE FROM journal WHERE persistence_id = $1 AND sequence_nr > 3`, s.PersistenceID()); err != nil {
+			t.Fatal(err)
+		}
+		save(t, s, map[string]uint64{"k9": 9})
+		want := load(t, s)
+		if !maps.Equal(want, map[string]uint64{"k0": 1, "k1": 2, "k2": 3, "k3": 4, "k4": 5, "k9": 9}) {
+			t.Fatalf("%s: Load = %v", mode.name, want)
+		}
+		if got := kinds(t, j, s.PersistenceID()); mode.opts != nil && got[len(got)-1] != 'F' {
+			t.Fatalf("%s: rows %s, want a full snapshot last", mode.name, got)
+		}
+		wantOffsets(t, load(t, open(t, j, outbox, mode.opts...)), want)
+		// And deltas again after it.
+		save(t, s, map[string]uint64{"k9": 10})
+		want["k9"] = 10
+		wantOffsets(t, load(t, open(t, j, outbox)), want)
+	}
+}
+
+// A SaveTx whose commit returns nil but whose writes never commit (a
+// nested transaction's release, which the docs warn against): the store
+// records the save, its next delta would build on the missing row, and
+// is written as a full snapshot instead.
+func testSaveTxNotDurableThenDelta(t *testing.T, j journal.Journal) {
+	ctx := t.Context()
+	s := open(t, j, "tx-gone", store.WithIncremental(), store.WithCompactionRatio(1e9))
+	save(t, s, map[string]uint64{"a": 1})
+	gone := journal.NewMemory() // the savepoint's view, gone with the outer rollback
+	if err := gone.Append(ctx, rows(t, j, s.PersistenceID())...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTx(ctx, gone, map[string]uint64{"b": 1}, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	save(t, s, map[string]uint64{"c": 1})
+	want := map[string]uint64{"a": 1, "b": 1, "c": 1}
+	wantOffsets(t, load(t, s), want)
+	wantOffsets(t, load(t, open(t, j, "tx-gone")), want)
+}
+
+// A caller that saves its whole map, one key of it moved, gets a delta of
+// that key, not a full snapshot: the row follows the keys that moved, not
+// the keys named.
+func testWholeMapOneKeyMoves(t *testing.T, j journal.Journal) {
+	s := open(t, j, "whole", store.WithIncremental(), store.WithoutPruning())
+	m := manyKeys(2000, 1)
+	save(t, s, m)
+	for i := range 5 {
+		m[fmt.Sprintf("stream-%05d", i)] = 2
+		save(t, s, m)
+	}
+	if got, want := kinds(t, j, s.PersistenceID()), "Fddddd"; got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+	for _, ev := range rows(t, j, s.PersistenceID())[1:] {
+		if d, err := codec.DecodeDelta(ev.Payload); err != nil || len(d.Set) != 1 {
+			t.Fatalf("row %d: %v, %v: want a delta of the one key that moved", ev.SequenceNr, d.Set, err)
+		}
+	}
+	wantOffsets(t, load(t, open(t, j, "whole")), m)
+	// Every key moving: a full snapshot.
+	save(t, s, manyKeys(2000, 3))
+	if got := kinds(t, j, s.PersistenceID()); got[len(got)-1] != 'F' {
+		t.Fatalf("rows %s, want a full snapshot when every key moves", got)
+	}
+}
+
+// A compaction whose acknowledgement was lost, adopted at the next write,
+// counts as a compaction.
+func testAdoptedCompactionCounted(t *testing.T, base journal.Journal) {
+	fj := faultjournal.New(base)
+	s := open(t, fj, "counted", store.WithIncremental(), store.WithMaxDeltas(1), store.WithCompactionRatio(1e9))
+	save(t, s, map[string]uint64{"a": 1}) // F1
+	save(t, s, map[string]uint64{"a": 2}) // d2
+	fj.FailAfterCommit.Store(1)
+	fj.FailLast.Store(1)
+	if err := s.Save(t.Context(), map[string]uint64{"a": 3}); !errors.Is(err, store.ErrInDoubt) { // F3, in doubt
+		t.Fatalf("Save = %v, want ErrInDoubt", err)
+	}
+	save(t, s, map[string]uint64{"b": 1}) // adopts F3, writes d4
+	if st := s.Stats(); st.Compactions != 2 || st.Adopted != 1 {
+		t.Fatalf("stats %+v: want 2 compactions (F1 and the adopted F3), 1 adopted", st)
+	}
 }

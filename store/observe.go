@@ -104,6 +104,16 @@ func (s *Store) finishObserving(o *observed, op string, err error) {
 	s.cfg.observe(ev)
 }
 
+// held samples the store's adoptions once the call holds the writer's
+// semaphore: only what happens from there on is the call's.
+func (o *observed) held(s *Store) {
+	if o != nil {
+		s.mu.RLock()
+		o.adopted = s.stats.Adopted
+		s.mu.RUnlock()
+	}
+}
+
 // sending records w as the row the observed call sends.
 func (o *observed) sending(w *write) {
 	if o != nil {

@@ -3,8 +3,10 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/outboxkit/offsetstore/internal/faultjournal"
 	"github.com/outboxkit/offsetstore/journal"
@@ -120,5 +122,62 @@ func TestInfo(t *testing.T) {
 	again := open(t, mem, "info").Info()
 	if again.SequenceNr != 1 || again.Writer != "w1" || again.Keys != 2 || again.WrittenAt.IsZero() {
 		t.Fatalf("Info after Open = %+v", again)
+	}
+}
+
+// gated holds the next AppendNext until its gate opens.
+type gated struct {
+	*faultjournal.Journal
+	mu            sync.Mutex
+	gate, entered chan struct{}
+}
+
+func (g *gated) AppendNext(ctx context.Context, ev journal.Event) error {
+	g.mu.Lock()
+	gate, entered := g.gate, g.entered
+	g.gate = nil
+	g.mu.Unlock()
+	if gate != nil {
+		close(entered)
+		<-gate
+	}
+	return g.Journal.AppendNext(ctx, ev)
+}
+
+// A call that waited behind another call's adoption is not told it
+// adopted: each call's outcome is its own.
+func TestObserverAdoptionIsTheCallsOwn(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	fj := faultjournal.New(journal.NewMemory())
+	g := &gated{Journal: fj}
+	var mu sync.Mutex
+	outcomes := map[string]store.Outcome{}
+	s := open(t, g, "own", store.WithObserver(func(ev store.WriteEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		outcomes[fmt.Sprintf("%s:%d", ev.Op, ev.SequenceNr)] = ev.Outcome
+	}))
+	save(t, s, map[string]uint64{"a": 1})
+	fj.FailAfterCommit.Store(1)
+	fj.FailLast.Store(1)
+	if err := s.Save(ctx, map[string]uint64{"a": 2}); !errors.Is(err, store.ErrInDoubt) {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.gate, g.entered = make(chan struct{}), make(chan struct{})
+	gate, entered := g.gate, g.entered
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Save(ctx, map[string]uint64{"b": 1}) }) // adopts 2, writes 3
+	<-entered
+	wg.Go(func() { _ = s.Forget(ctx, "a") }) // waits for the semaphore, writes 4
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if outcomes["save:3"] != store.OutcomeAdopted || outcomes["forget:4"] != store.OutcomeOK {
+		t.Fatalf("outcomes %v: want save:3 adopted and forget:4 ok", outcomes)
 	}
 }

@@ -38,8 +38,13 @@ const PersistenceIDPrefix = "outbox::"
 // snapshot row of the journal. A Store is safe for concurrent use; writes
 // are serialised.
 type Store struct {
-	j      journal.Journal
-	next   journal.NextAppender // j, when it can append conditionally; else nil
+	j    journal.Journal
+	next journal.NextAppender // j, when it can append conditionally; else nil
+	// succ is j when it can append a row on the condition that it follows
+	// the newest (journal.SuccessorAppender), else nil: deltas are written
+	// only through it, so that a delta never lands on a row the journal
+	// no longer has.
+	succ   journal.SuccessorAppender
 	outbox string
 	pid    string
 	cfg    config
@@ -57,6 +62,9 @@ type Store struct {
 	pruned     uint64 // snapshots up to here are known pruned
 	saves      int    // writes since the last prune or prune attempt
 	pruneFirst bool   // the first write after Open prunes what was left
+	// forceFull makes the next row a full snapshot: the journal was found
+	// to lack the row a delta would build on.
+	forceFull bool
 
 	// mu guards what readers see; only writers holding sem change it.
 	mu  sync.RWMutex
@@ -110,9 +118,11 @@ func Open(ctx context.Context, j journal.Journal, outbox string, opts ...Option)
 		return nil, err
 	}
 	next, _ := j.(journal.NextAppender)
+	succ, _ := j.(journal.SuccessorAppender)
 	s := &Store{
 		j:      j,
 		next:   next,
+		succ:   succ,
 		outbox: outbox,
 		pid:    PersistenceID(outbox),
 		cfg:    cfg,

@@ -9,12 +9,20 @@ import (
 )
 
 // ErrRetryTx is matched (with errors.Is) by the error of a SaveTx that
-// found, where its snapshot belonged, an earlier write of this store that
-// had been in doubt (a commit whose outcome was unknown) and has now been
-// adopted. The caller's transaction was not committed: roll it back and run
-// it again from the offsets Load now returns. Nothing is lost or done
-// twice: the earlier transaction's writes are the ones that committed.
+// wrote nothing and asks the caller to roll back and run its transaction
+// again from the offsets Load returns: it found, where its snapshot
+// belonged, an earlier write of this store that had been in doubt (a
+// commit whose outcome was unknown) and has now been adopted — nothing is
+// lost or done twice, the earlier transaction's writes are the ones that
+// committed —, or, in incremental mode, the journal refused its delta for
+// lack of the row it builds on (rows lost under the store), and the run
+// again writes a full snapshot.
 var ErrRetryTx = errors.New("store: an earlier transaction of this store committed; roll back and run the transaction again")
+
+// errRetryAsFull matches ErrRetryTx: a SaveTx whose delta the journal
+// refused for lack of the row it builds on; run again, it writes a full
+// snapshot.
+var errRetryAsFull = fmt.Errorf("roll back and run the transaction again: %w", ErrRetryTx)
 
 // SaveTx saves offsets in the caller's transaction, so that the caller's
 // own writes (a sink table in the same database) and the offsets commit
@@ -57,22 +65,35 @@ var ErrRetryTx = errors.New("store: an earlier transaction of this store committ
 func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[string]uint64, commit func(context.Context) error) (err error) {
 	const op = "save in transaction"
 	o := s.startObserving()
-	defer func() { s.finishObserving(o, op, err) }()
 	if tx == nil || commit == nil {
-		return fmt.Errorf("store: %s %q: %w", op, s.outbox, &journal.InvalidArgumentError{Field: "transaction", Reason: "tx and commit must not be nil"})
+		err := fmt.Errorf("store: %s %q: %w", op, s.outbox, &journal.InvalidArgumentError{Field: "transaction", Reason: "tx and commit must not be nil"})
+		s.finishObserving(o, op, err)
+		return err
 	}
 	release, err := s.acquire(ctx, op)
 	if err != nil {
+		s.finishObserving(o, op, err)
 		return err
 	}
 	defer release()
+	o.held(s)
+	defer func() { s.finishObserving(o, op, err) }() // before release: no other call's adoption counts
 
-	e, err := s.startEdit(len(offsets))
+	// A delta only through a transaction's journal that appends it on the
+	// condition that it follows the newest row.
+	_, canDelta := tx.(journal.SuccessorAppender)
+	build := raise(offsets)
+	e, err := s.startEdit(len(offsets), canDelta)
 	if err != nil {
 		return wrapOp(op, s.outbox, err)
 	}
-	if err := raise(offsets)(e); err != nil {
+	if err := build(e); err != nil {
 		return wrapOp(op, s.outbox, err)
+	}
+	if d, err := s.asDelta(e, len(offsets), build); err != nil {
+		return wrapOp(op, s.outbox, err)
+	} else if d != nil {
+		e = d
 	}
 	if !e.changed() {
 		if err := commit(ctx); err != nil {
@@ -129,6 +150,9 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 // snapshot may be older than that writer's rows (REPEATABLE READ): the
 // append then reports journal.ErrUnverified, and the head is read outside.
 func appendInTx(ctx context.Context, tx journal.Journal, w *write) error {
+	if w.kind == RowDelta {
+		return tx.(journal.SuccessorAppender).AppendSuccessor(ctx, w.ev)
+	}
 	if next, ok := tx.(journal.NextAppender); ok {
 		return next.AppendNext(ctx, w.ev)
 	}
@@ -144,6 +168,11 @@ func appendInTx(ctx context.Context, tx journal.Journal, w *write) error {
 // an adopted write of this store fails the call with ErrRetryTx, because
 // the caller's transaction must run again on top of it.
 func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err error) error {
+	if errors.Is(err, journal.ErrBaseMissing) {
+		// Nothing written; the next write is a full snapshot.
+		s.baseMissing(ctx, op, err)
+		return fmt.Errorf("store: %s %q: snapshot %d: %w; nothing written, the next write is a full snapshot: %w", op, s.outbox, w.seq, err, errRetryAsFull)
+	}
 	if ahead := (*aheadError)(nil); errors.As(err, &ahead) {
 		return s.fenceAhead(ctx, op, w, ahead)
 	}
@@ -175,14 +204,22 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 func (s *Store) verifyOutside(ctx context.Context, op string, w *write) error {
 	// The transaction's own row is not part of the head read outside it:
 	// a head at w.seq is already another writer's.
-	ahead, err := s.headAbove(ctx, s.j, w.seq-1)
+	h, err := journal.ReadHead(ctx, s.j, s.pid)
 	if err != nil {
 		s.addDoubt(w.seq, w.ev.Payload) // in case the caller commits all the same
 		return fmt.Errorf("store: %s %q: snapshot %d written in the transaction, but reading the stream's head to check it failed (nothing committed; roll back): %w", op, s.outbox, w.seq, err)
 	}
-	if ahead == nil {
+	if h.Highest <= w.seq-1 {
+		if w.kind == RowDelta && !(h.HasLast && h.Last.SequenceNr == w.seq-1) {
+			// The delta's row before is missing: the transaction must
+			// not commit it; the next write is a full snapshot.
+			err := &journal.BaseMissingError{PersistenceID: s.pid, SequenceNr: w.seq, Highest: h.Highest}
+			s.baseMissing(ctx, op, err)
+			return fmt.Errorf("store: %s %q: snapshot %d: %w; roll back, the next write is a full snapshot: %w", op, s.outbox, w.seq, err, errRetryAsFull)
+		}
 		return nil
 	}
+	ahead := &aheadError{head: h}
 	if s.isOwnHead(ahead.head, w) {
 		// w's own row, seen from outside before commit: tx does not write
 		// in the caller's transaction. The row is durable all the same:

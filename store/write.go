@@ -22,17 +22,19 @@ import (
 // turns out to have committed.
 func (s *Store) change(ctx context.Context, op string, named int, build func(e edit) error) (err error) {
 	o := s.startObserving()
-	defer func() { s.finishObserving(o, op, err) }()
 	release, err := s.acquire(ctx, op)
 	if err != nil {
+		s.finishObserving(o, op, err)
 		return err
 	}
 	defer release()
+	o.held(s)
+	defer func() { s.finishObserving(o, op, err) }() // before release: no other call's adoption counts
 
 	for attempt := 0; ; attempt++ {
 		// Only writers, which hold sem, change the state and seq: no lock
 		// is needed to read them here.
-		w, err := s.prepare(op, named, build)
+		w, err := s.prepare(op, named, s.succ != nil, build)
 		if err != nil || w == nil {
 			return err
 		}
@@ -47,7 +49,16 @@ func (s *Store) change(ctx context.Context, op string, named int, build func(e e
 			return err
 		}
 		o.sending(w)
-		retry, err := s.settle(ctx, op, w, s.appendTo(ctx, s.j, s.next, w))
+		appendErr := s.appendTo(ctx, s.j, s.next, w)
+		if errors.Is(appendErr, journal.ErrBaseMissing) && !s.forceFull {
+			// Nothing written: the journal lacks the row the delta builds
+			// on. The store's offsets are what was acknowledged: write
+			// them, changed, as a full snapshot.
+			s.baseMissing(ctx, op, appendErr)
+			attempt--
+			continue
+		}
+		retry, err := s.settle(ctx, op, w, appendErr)
 		if err != nil {
 			return err
 		}
@@ -56,25 +67,32 @@ func (s *Store) change(ctx context.Context, op string, named int, build func(e e
 			return nil
 		}
 		// An earlier write of ours was found committed at seq+1 and
-		// adopted; build again on top of it. Adoption clears the writes in
-		// doubt, so this happens at most once.
+		// adopted, or a delta was found on a gap (forceFull); build again
+		// on top of it. Adoption clears the writes in doubt, and a full
+		// snapshot clears forceFull, so this happens at most once.
 		if attempt > 0 {
 			return fmt.Errorf("store: %s %q: adopted more than one lost write at %d (bug)", op, s.outbox, s.seq)
 		}
 	}
 }
 
-// prepare builds the next row of a change: nil when the change changes
+// prepare builds the next row of a change, to go through a journal that
+// can append a delta safely when canDelta: nil when the change changes
 // nothing and no write of this store is in doubt at the next number.
-func (s *Store) prepare(op string, named int, build func(e edit) error) (*write, error) {
-	e, err := s.startEdit(named)
+func (s *Store) prepare(op string, named int, canDelta bool, build func(e edit) error) (*write, error) {
+	e, err := s.startEdit(named, canDelta)
 	if err != nil {
 		return nil, wrapOp(op, s.outbox, err)
 	}
 	if err := build(e); err != nil {
 		return nil, wrapOp(op, s.outbox, err)
 	}
-	if !e.changed() && !s.doubtAt(s.seq+1) {
+	if d, err := s.asDelta(e, named, build); err != nil {
+		return nil, wrapOp(op, s.outbox, err)
+	} else if d != nil {
+		e = d
+	}
+	if !e.changed() && !s.doubtAt(s.seq+1) && !s.forceFull {
 		return nil, nil
 	}
 	w, err := s.newWrite(s.seq+1, e)
@@ -82,6 +100,17 @@ func (s *Store) prepare(op string, named int, build func(e edit) error) (*write,
 		return nil, wrapOp(op, s.outbox, err)
 	}
 	return w, nil
+}
+
+// baseMissing makes the next row a full snapshot, after an append of a
+// delta that the journal refused because it lacks the row the delta
+// builds on: rows lost under the store (a failover to a replica that
+// missed the newest commits, a restore), or a SaveTx whose commit was not
+// the transaction's. The store's offsets are what it had acknowledged.
+func (s *Store) baseMissing(ctx context.Context, op string, err error) {
+	s.forceFull = true
+	s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "offsetstore: the journal lacks the row a delta builds on; writing a full snapshot",
+		slog.String("outbox", s.outbox), slog.String("op", op), slog.String("error", err.Error()))
 }
 
 // doubtAt reports whether a write of this store is in doubt at seq.
@@ -126,7 +155,7 @@ func (s *Store) newWrite(seq uint64, e edit) (*write, error) {
 		Tags:          snapshotTags,
 	}}
 	switch e := e.(type) {
-	case fullEdit:
+	case *fullEdit:
 		w.kind, w.full = RowFull, e.Edit
 		w.ev.Payload, w.ev.Manifest = e.Payload(), codec.Manifest
 		if s.cfg.incremental {
@@ -165,14 +194,19 @@ func (s *Store) ready(ctx context.Context, op string, w *write) error {
 	return nil
 }
 
-// appendTo appends w through j: with AppendNext when next (j as a
-// NextAppender) is not nil, so that a stale writer is refused even where
-// the snapshot it would overwrite was already pruned. Plain Append sees
+// appendTo appends w through j: a delta with AppendSuccessor (prepare
+// makes a delta only for a journal that has it), so that it never lands on
+// a row the journal no longer has; a full snapshot with AppendNext when
+// next (j as a NextAppender) is not nil, so that a stale writer is refused
+// even where the snapshot it would overwrite was already pruned. Plain Append sees
 // only rows that still exist, so after it the stream's head is read: a
 // head above w means another writer is ahead and the row just written
 // lies under it, never to be loaded (an *aheadError; one more round trip
 // per save, on journals without NextAppender only).
 func (s *Store) appendTo(ctx context.Context, j journal.Journal, next journal.NextAppender, w *write) error {
+	if w.kind == RowDelta {
+		return j.(journal.SuccessorAppender).AppendSuccessor(ctx, w.ev)
+	}
 	if next != nil {
 		return next.AppendNext(ctx, w.ev)
 	}
@@ -231,6 +265,15 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		}
 		if s.isOwnHead(h, w) {
 			s.commit(w, false)
+			if w.kind == RowDelta {
+				// Its row before was not checked either: when it is
+				// missing, the delta lies on a gap that Open refuses, and
+				// a full snapshot, written now, covers it.
+				if _, ok, err := s.readAt(ctx, w.seq-1); err != nil || !ok {
+					s.baseMissing(ctx, op, fmt.Errorf("the row before delta %d is missing or could not be read (%v)", w.seq, err))
+					return true, nil
+				}
+			}
 			return false, nil
 		}
 		// Not matchable as ErrUnverified any more: that says "appended".
@@ -285,6 +328,7 @@ func (s *Store) commit(w *write, adopted bool) {
 		}
 		if w.kind == RowFull {
 			s.st.fullCommitted(w.full, w.seq)
+			s.forceFull = false
 			return
 		}
 		s.st.deltaCommitted(w.set, w.removed, len(w.ev.Payload))

@@ -50,12 +50,13 @@ type Journal struct {
 }
 
 var (
-	_ journal.Journal       = (*Journal)(nil)
-	_ journal.NextAppender  = (*Journal)(nil)
-	_ journal.HeadReader    = (*Journal)(nil)
-	_ journal.StreamLister  = (*Journal)(nil)
-	_ journal.HighestReader = (*Journal)(nil)
-	_ journal.ChainReader   = (*Journal)(nil)
+	_ journal.Journal           = (*Journal)(nil)
+	_ journal.NextAppender      = (*Journal)(nil)
+	_ journal.SuccessorAppender = (*Journal)(nil)
+	_ journal.HeadReader        = (*Journal)(nil)
+	_ journal.StreamLister      = (*Journal)(nil)
+	_ journal.HighestReader     = (*Journal)(nil)
+	_ journal.ChainReader       = (*Journal)(nil)
 )
 
 // New wraps inner. inner must implement journal.NextAppender for
@@ -134,6 +135,17 @@ func (f *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 		return fmt.Errorf("faultjournal: %T has no AppendNext: use Plain", f.inner)
 	}
 	return f.write(func() error { return na.AppendNext(ctx, ev) })
+}
+
+// AppendSuccessor implements journal.SuccessorAppender by the wrapped
+// journal's AppendSuccessor, with the append faults. It fails, writing
+// nothing, when the wrapped journal has none.
+func (f *Journal) AppendSuccessor(ctx context.Context, ev journal.Event) error {
+	sa, ok := f.inner.(journal.SuccessorAppender)
+	if !ok {
+		return fmt.Errorf("faultjournal: %T has no AppendSuccessor: use Plain", f.inner)
+	}
+	return f.write(func() error { return sa.AppendSuccessor(ctx, ev) })
 }
 
 // Replay implements journal.Journal.

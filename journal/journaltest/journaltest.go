@@ -44,6 +44,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 	// Optional interfaces, checked on one journal, run where implemented.
 	probe := newJournal(t)
 	_, next := probe.(journal.NextAppender)
+	_, succ := probe.(journal.SuccessorAppender)
 	_, head := probe.(journal.HeadReader)
 	_, lister := probe.(journal.StreamLister)
 	_, highest := probe.(journal.HighestReader)
@@ -56,6 +57,7 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		run  func(*testing.T, Factory)
 	}{
 		{"AppendNext", next, RunAppendNext},
+		{"AppendSuccessor", succ, RunSuccessorAppender},
 		{"Head", head, RunHead},
 		{"StreamLister", lister, RunStreamLister},
 		{"HighestReader", highest, RunHighestReader},

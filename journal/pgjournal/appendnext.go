@@ -39,6 +39,39 @@ import (
 // before it commits (the offset store's SaveTx does). WithCitus it does so
 // at those levels on any handle (see the package documentation).
 func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
+	return j.appendNext(ctx, ev, j.nextRule())
+}
+
+// AppendSuccessor implements journal.SuccessorAppender: AppendNext with
+// one more condition in the same statement, that the row before the event
+// is the stream's newest and live (one more index probe). When the event
+// is refused, one more read tells a stream ahead (a conflict) from one
+// behind (journal.ErrBaseMissing).
+func (j *Journal) AppendSuccessor(ctx context.Context, ev journal.Event) error {
+	err := j.appendNext(ctx, ev, j.succRule())
+	var ce *journal.ConflictError
+	if !errors.As(err, &ce) || !ce.Superseded {
+		return err
+	}
+	highest, herr := j.HighestSequenceNr(ctx, ev.PersistenceID)
+	if herr != nil {
+		return fmt.Errorf("%w (refused; reading the stream's highest sequence number to tell why: %w)", err, herr)
+	}
+	if highest >= ev.SequenceNr {
+		return err
+	}
+	return &journal.BaseMissingError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Highest: highest}
+}
+
+// appendRule is the statements of a conditional append: the insert (which
+// stands aside under REPEATABLE READ and SERIALIZABLE), the insert alone,
+// and the check WithCitus.
+type appendRule struct{ insert, alone, check string }
+
+func (j *Journal) nextRule() *appendRule { return &j.next }
+func (j *Journal) succRule() *appendRule { return &j.succ }
+
+func (j *Journal) appendNext(ctx context.Context, ev journal.Event, r *appendRule) error {
 	if err := journal.ValidateEvent(ev); err != nil {
 		return err
 	}
@@ -46,7 +79,7 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 		return j.err
 	}
 	superseded := &journal.ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
-	tag, checked, err := j.insertNext(ctx, &ev)
+	tag, checked, err := j.insertNext(ctx, &ev, r)
 	if err != nil {
 		if errors.Is(err, journal.ErrUnverified) {
 			return err
@@ -84,10 +117,10 @@ const supersededMark = "offsetstore: stream ahead, highest "
 // insertNext runs AppendNext's statements. checked is the check's error
 // when the check refused the event (the stream is ahead); err is then not
 // nil too.
-func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn.CommandTag, checked, err error) {
+func (j *Journal) insertNext(ctx context.Context, ev *journal.Event, r *appendRule) (tag pgconn.CommandTag, checked, err error) {
 	b, ok := j.db.(batcher)
 	if !ok {
-		tag, err = j.insertOne(ctx, j.sqlInsertNextAlone, ev)
+		tag, err = j.insertOne(ctx, r.alone, ev)
 		return tag, nil, err
 	}
 	tags := ev.Tags
@@ -95,14 +128,14 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 		tags = []string{} // nil would be NULL
 	}
 	if j.citus {
-		return j.insertNextCitus(ctx, b, ev, tags)
+		return j.insertNextCitus(ctx, b, ev, tags, r)
 	}
 	// The insert stands aside (inserts nothing) under REPEATABLE READ or
 	// SERIALIZABLE, where its check would read a snapshot that may predate
 	// rows another writer committed (and pruned) before the lock: the
 	// transaction's, in a caller's transaction; one taken before the lock
 	// was granted, in an implicit one.
-	tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNext, ev, tags)
+	tag, err = j.lockAndInsert(ctx, b, r.insert, ev, tags)
 	if err != nil || tag.RowsAffected() > 0 {
 		return tag, nil, err
 	}
@@ -116,10 +149,14 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 	if pool, ok := j.db.(*pgxpool.Pool); ok {
 		// No caller's transaction to keep: write in one of READ
 		// COMMITTED, whose insert takes its snapshot after the lock.
-		tag, err = j.insertReadCommitted(ctx, pool, ev, tags)
+		tag, err = j.insertReadCommitted(ctx, pool, ev, tags, r)
 		return tag, nil, err
 	}
-	if tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNextAlone, ev, tags); err != nil || tag.RowsAffected() == 0 {
+	// The checks read the transaction's snapshot, which may predate rows
+	// of other writers (ahead) and this writer's own newest (the row a
+	// successor follows): only the one against rows at or above the event
+	// is made, and the caller checks the stream outside (ErrUnverified).
+	if tag, err = j.lockAndInsert(ctx, b, j.next.alone, ev, tags); err != nil || tag.RowsAffected() == 0 {
 		return tag, nil, err
 	}
 	return tag, nil, unverified(ev, isolation)
@@ -133,13 +170,13 @@ func unverified(ev *journal.Event, isolation string) error {
 
 // insertReadCommitted runs AppendNext's lock and insert in a READ
 // COMMITTED transaction of its own on pool.
-func (j *Journal) insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, ev *journal.Event, tags []string) (pgconn.CommandTag, error) {
+func (j *Journal) insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, ev *journal.Event, tags []string, r *appendRule) (pgconn.CommandTag, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	tag, err := j.lockAndInsert(ctx, tx, j.sqlInsertNextAlone, ev, tags)
+	tag, err := j.lockAndInsert(ctx, tx, r.alone, ev, tags)
 	if err != nil || tag.RowsAffected() == 0 {
 		return tag, err
 	}
@@ -159,10 +196,10 @@ func snapshotBeforeLock(isolation string) bool {
 
 // insertNextCitus is insertNext WithCitus: the lock, the check and the
 // plain insert in one batch.
-func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Event, tags []string) (tag pgconn.CommandTag, checked, err error) {
+func (j *Journal) insertNextCitus(ctx context.Context, b batcher, ev *journal.Event, tags []string, r *appendRule) (tag pgconn.CommandTag, checked, err error) {
 	batch := &pgx.Batch{}
 	batch.Queue(j.sqlLockStreamCitus, ev.PersistenceID)
-	batch.Queue(j.sqlCheckNext, ev.PersistenceID, int64(ev.SequenceNr))
+	batch.Queue(r.check, ev.PersistenceID, int64(ev.SequenceNr))
 	batch.Queue(j.sqlInsertOne, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
 	br := b.SendBatch(ctx, batch)
 	defer func() {

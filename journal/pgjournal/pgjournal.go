@@ -127,20 +127,28 @@ type statements struct {
 	// sqlInsertNextAlone: without that condition (see buildStatements).
 	sqlInsertNextAlone string
 	sqlInsertNext      string
-	sqlInsert          string
-	sqlReplay          string
-	sqlHighest         string
-	sqlLast            string
-	sqlHead            string
-	sqlDelete          string
-	sqlMarkDeleted     string
-	sqlChain           string
+	// The same for AppendSuccessor: the row before must be the newest,
+	// live.
+	sqlCheckSucc       string
+	sqlInsertSuccAlone string
+	sqlInsertSucc      string
+	// next and succ are the rules of AppendNext and AppendSuccessor.
+	next, succ     appendRule
+	sqlInsert      string
+	sqlReplay      string
+	sqlHighest     string
+	sqlLast        string
+	sqlHead        string
+	sqlDelete      string
+	sqlMarkDeleted string
+	sqlChain       string
 }
 
 var (
-	_ journal.Journal      = (*Journal)(nil)
-	_ journal.NextAppender = (*Journal)(nil)
-	_ journal.HeadReader   = (*Journal)(nil)
+	_ journal.Journal           = (*Journal)(nil)
+	_ journal.NextAppender      = (*Journal)(nil)
+	_ journal.SuccessorAppender = (*Journal)(nil)
+	_ journal.HeadReader        = (*Journal)(nil)
 )
 
 // copyColumns are the columns Append writes, in the order of its values.
@@ -231,8 +239,26 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 SELECT $1::text, $2::bigint, $3::bytea, $4::text, $5::text, $6::text[]
  WHERE NOT EXISTS (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text AND sequence_nr >= $2::bigint)`
 	st.sqlInsertNextAlone = insertNext
-	st.sqlInsertNext = insertNext + `
+	const notSnapshotBeforeLock = `
    AND current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable')`
+	st.sqlInsertNext = insertNext + notSnapshotBeforeLock
+	// AppendSuccessor: the same, and the row before is there and live
+	// (the highest row is never removed, only marked deleted, so with no
+	// row at or above $2 this makes it the newest).
+	base := `
+   AND EXISTS (SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text AND sequence_nr = $2::bigint - 1 AND NOT deleted)`
+	st.sqlInsertSuccAlone = insertNext + base
+	st.sqlInsertSucc = insertNext + base + notSnapshotBeforeLock
+	// WithCitus the check of the row before is left out under REPEATABLE
+	// READ and SERIALIZABLE, whose snapshot may predate it (the writer's
+	// own newest row): AppendNext reports journal.ErrUnverified there, and
+	// the writer checks the stream outside.
+	st.sqlCheckSucc = `SELECT CASE WHEN h.nr >= $2::bigint OR (
+         current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable')
+         AND (h.nr IS DISTINCT FROM $2::bigint - 1 OR NOT EXISTS (
+              SELECT 1 FROM ` + t + ` WHERE persistence_id = $1::text AND sequence_nr = $2::bigint - 1 AND NOT deleted)))
+       THEN ('` + supersededMark + `' || coalesce(h.nr, 0))::bigint END
+  FROM (SELECT max(sequence_nr) AS nr FROM ` + t + ` WHERE persistence_id = $1::text) AS h`
 	st.sqlInsert = `INSERT INTO ` + t + ` (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
 SELECT p, s, b, m, w, g::text[]
   FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::text[]) AS e(p, s, b, m, w, g)`
@@ -294,6 +320,8 @@ SELECT nr FROM highest`
 	st.sqlChain = chainSQL(t)
 	st.sqlMarkDeleted = `UPDATE ` + t + ` SET deleted = true
  WHERE persistence_id = $1 AND sequence_nr = $2 AND NOT deleted`
+	st.next = appendRule{insert: st.sqlInsertNext, alone: st.sqlInsertNextAlone, check: st.sqlCheckNext}
+	st.succ = appendRule{insert: st.sqlInsertSucc, alone: st.sqlInsertSuccAlone, check: st.sqlCheckSucc}
 	return st
 }
 
