@@ -14,8 +14,9 @@ var _ journal.ChainReader = (*Journal)(nil)
 // included, on every row, and the live rows from the newest one whose
 // manifest is $2 on (all live rows when none has it); one row of NULLs
 // beside the highest when there is no live row to return. The base is
-// found by a backward probe of the primary key, its rows by a forward
-// range scan: the cost follows the chain, not the stream's history. Every
+// found by a backward scan of the primary key that stops at the first row
+// with the base manifest, its rows by a forward range scan: the cost
+// follows the chain, not the stream's history. Every
 // condition names one persistence_id, so Citus routes it to one shard.
 func chainSQL(t string) string {
 	return `SELECT h.nr, e.sequence_nr, e.payload, e.manifest, e.writer_uuid, e.tags, e.written_at
@@ -23,8 +24,9 @@ func chainSQL(t string) string {
   LEFT JOIN LATERAL (
        SELECT sequence_nr, payload, manifest, writer_uuid, tags, written_at FROM ` + t + `
         WHERE persistence_id = $1 AND NOT deleted
-          AND sequence_nr >= coalesce((SELECT max(sequence_nr) FROM ` + t + `
-                                        WHERE persistence_id = $1 AND manifest = $2 AND NOT deleted), 0)
+          AND sequence_nr >= coalesce((SELECT sequence_nr FROM ` + t + `
+                                        WHERE persistence_id = $1 AND manifest = $2 AND NOT deleted
+                                        ORDER BY sequence_nr DESC LIMIT 1), 0)
         ORDER BY sequence_nr) AS e ON true
  ORDER BY e.sequence_nr`
 }
