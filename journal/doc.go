@@ -31,6 +31,14 @@
 //     number, time of the first event above the position) in few round
 //     trips, only the streams not at their position coming back
 //     (ReadStreamLags falls back to HighestSequenceNr and Replay).
+//   - FeedReader: which streams moved since a cursor, at a cost that
+//     follows what was committed since, not the number of streams; a
+//     transaction that commits after newer ones is reported when it
+//     commits, never skipped.
+//   - StreamsReader: the events of many streams, each above its own
+//     position, in one round trip, bounded per stream and in total.
+//   - Scanner: the events of every stream in key order, page by page, at
+//     the speed of one streaming read (catching up on a whole journal).
 //
 // # Backends
 //

@@ -24,6 +24,7 @@ import (
 type Memory struct {
 	mu      sync.RWMutex
 	streams map[string]*memStream
+	moves   []memMove // every row appended, in commit order: the feed (memory_feed.go)
 }
 
 // memStream holds the events of one persistence id, sorted by SequenceNr.
@@ -117,6 +118,7 @@ func (m *Memory) Append(ctx context.Context, events ...Event) error {
 			m.streams[pid] = s
 		}
 		s.insert(g)
+		m.moved(pid, g[len(g)-1].SequenceNr)
 	}
 	return nil
 }
@@ -169,6 +171,7 @@ func (m *Memory) appendNext(ctx context.Context, ev Event, successor bool) error
 		m.streams[ev.PersistenceID] = s
 	}
 	s.insert([]Event{stored})
+	m.moved(ev.PersistenceID, ev.SequenceNr)
 	return nil
 }
 

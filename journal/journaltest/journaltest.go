@@ -51,6 +51,9 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 	_, chain := probe.(journal.ChainReader)
 	_, before := probe.(journal.BeforeReader)
 	_, lag := probe.(journal.LagReader)
+	_, feed := probe.(journal.FeedReader)
+	_, streams := probe.(journal.StreamsReader)
+	_, scanner := probe.(journal.Scanner)
 	optional := []struct {
 		name string
 		has  bool
@@ -64,6 +67,9 @@ func Run(t *testing.T, newJournal func(t *testing.T) journal.Journal) {
 		{"ChainReader", chain, RunChainReader},
 		{"BeforeReader", before, RunBeforeReader},
 		{"LagReader", lag, RunLagReader},
+		{"FeedReader", feed, RunFeedReader},
+		{"StreamsReader", streams, RunStreamsReader},
+		{"Scanner", scanner, RunScanner},
 	}
 	for _, g := range optional {
 		if !g.has {
