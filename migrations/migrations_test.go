@@ -117,6 +117,8 @@ func TestSchemaFromCatalog(t *testing.T) {
 		"journal.deleted boolean NOT NULL DEFAULT false\n",
 		"journal.tags text[] NOT NULL DEFAULT '{}'::text[]\n",
 		"journal.written_at timestamp with time zone NOT NULL DEFAULT now()\n",
+		"journal.xact_id xid8 NOT NULL DEFAULT pg_current_xact_id()\n",
+		"journal index CREATE INDEX journal_xact_id_idx ON public.journal USING btree (xact_id)\n",
 		"journal constraint c CHECK ((sequence_nr > 0))\n",
 		"journal constraint p PRIMARY KEY (persistence_id, sequence_nr)\n",
 		fmt.Sprintf("migrations table: version %d dirty false\n", latestVersion(t)),
@@ -126,8 +128,8 @@ func TestSchemaFromCatalog(t *testing.T) {
 		}
 	}
 	// Exactly the columns above, no more.
-	if n := strings.Count(got, "\njournal.") + boolInt(strings.HasPrefix(got, "journal.")); n != 8 {
-		t.Errorf("journal has %d columns, want 8:\n%s", n, got)
+	if n := strings.Count(got, "\njournal.") + boolInt(strings.HasPrefix(got, "journal.")); n != 9 {
+		t.Errorf("journal has %d columns, want 9:\n%s", n, got)
 	}
 	// The check constraint really rejects sequence_nr 0.
 	_, err := db.Pool.Exec(context.Background(), `INSERT INTO journal (persistence_id, sequence_nr, payload) VALUES ('p', 0, '')`)
