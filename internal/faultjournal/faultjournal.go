@@ -4,8 +4,10 @@
 // failing replay, prune or read of the newest event.
 //
 // The wrapper forwards the optional interfaces of the journal it wraps
-// (journal.NextAppender, journal.HeadReader, journal.ChainReader, journal.StreamLister,
-// journal.HighestReader), so that a store or a relay on it takes the path
+// (journal.NextAppender, journal.HeadReader, journal.ChainReader,
+// journal.StreamLister, journal.HighestReader, journal.FeedReader,
+// journal.StreamsReader, journal.Scanner), so that a store or a relay on
+// it takes the path
 // it takes on the bare journal. Plain gives the other path
 // explicitly: a journal with the journal.Journal methods only, as a
 // backend without those interfaces is.
@@ -57,6 +59,9 @@ var (
 	_ journal.StreamLister      = (*Journal)(nil)
 	_ journal.HighestReader     = (*Journal)(nil)
 	_ journal.ChainReader       = (*Journal)(nil)
+	_ journal.FeedReader        = (*Journal)(nil)
+	_ journal.StreamsReader     = (*Journal)(nil)
+	_ journal.Scanner           = (*Journal)(nil)
 )
 
 // New wraps inner. inner must implement journal.NextAppender for
@@ -225,4 +230,79 @@ func (f *Journal) HighestSequenceNrs(ctx context.Context, persistenceIDs []strin
 		out[pid] = hi
 	}
 	return out, nil
+}
+
+// FeedStart implements journal.FeedReader by the wrapped journal's. It
+// fails when the wrapped journal has none.
+func (f *Journal) FeedStart(ctx context.Context) (journal.FeedCursor, error) {
+	fr, ok := f.inner.(journal.FeedReader)
+	if !ok {
+		return "", fmt.Errorf("faultjournal: %T has no feed: use Plain", f.inner)
+	}
+	return fr.FeedStart(ctx)
+}
+
+// ReadFeed implements journal.FeedReader by the wrapped journal's. It
+// fails when the wrapped journal has none.
+func (f *Journal) ReadFeed(ctx context.Context, since journal.FeedCursor, opts journal.FeedOptions, fn func(journal.Moved) error) (journal.FeedCursor, error) {
+	fr, ok := f.inner.(journal.FeedReader)
+	if !ok {
+		return since, fmt.Errorf("faultjournal: %T has no feed: use Plain", f.inner)
+	}
+	return fr.ReadFeed(ctx, since, opts, fn)
+}
+
+// FeedExact implements journal.FeedReader by the wrapped journal's; false
+// when it has none.
+func (f *Journal) FeedExact() bool {
+	fr, ok := f.inner.(journal.FeedReader)
+	return ok && fr.FeedExact()
+}
+
+// ReadStreams implements journal.StreamsReader: by the wrapped journal's,
+// or by one Replay per stream when it has none. FailReplay makes it yield
+// an error and nothing else.
+func (f *Journal) ReadStreams(ctx context.Context, from []journal.Position, opts journal.ReadStreamsOptions) iter.Seq2[journal.Event, error] {
+	if take(&f.FailReplay) {
+		return func(yield func(journal.Event, error) bool) { yield(journal.Event{}, ErrInjected) }
+	}
+	if r, ok := f.inner.(journal.StreamsReader); ok {
+		return r.ReadStreams(ctx, from, opts)
+	}
+	return func(yield func(journal.Event, error) bool) {
+		opts, err := journal.ValidateReadStreams(from, opts)
+		if err != nil {
+			yield(journal.Event{}, err)
+			return
+		}
+		left := opts.Total
+		for _, p := range from {
+			if p.SequenceNr >= journal.MaxSequenceNr {
+				continue
+			}
+			for ev, err := range f.inner.Replay(ctx, p.PersistenceID, p.SequenceNr+1, journal.MaxSequenceNr, uint64(opts.PerStream)) {
+				if !yield(ev, err) || err != nil {
+					return
+				}
+				if left--; left == 0 {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Scan implements journal.Scanner by the wrapped journal's. FailReplay
+// makes it yield an error and nothing else; so does a wrapped journal
+// without one.
+func (f *Journal) Scan(ctx context.Context, opts journal.ScanOptions) iter.Seq2[journal.Event, error] {
+	s, ok := f.inner.(journal.Scanner)
+	if take(&f.FailReplay) || !ok {
+		err := error(ErrInjected)
+		if !ok {
+			err = fmt.Errorf("faultjournal: %T has no Scan: use Plain", f.inner)
+		}
+		return func(yield func(journal.Event, error) bool) { yield(journal.Event{}, err) }
+	}
+	return s.Scan(ctx, opts)
 }

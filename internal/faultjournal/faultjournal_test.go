@@ -38,6 +38,15 @@ func TestOptionalInterfaces(t *testing.T) {
 	if _, ok := any(fj).(journal.HighestReader); !ok {
 		t.Error("the wrapper hides HighestReader")
 	}
+	if _, ok := any(fj).(journal.FeedReader); !ok {
+		t.Error("the wrapper hides FeedReader")
+	}
+	if _, ok := any(fj).(journal.StreamsReader); !ok {
+		t.Error("the wrapper hides StreamsReader")
+	}
+	if _, ok := any(fj).(journal.Scanner); !ok {
+		t.Error("the wrapper hides Scanner")
+	}
 	p := fj.Plain()
 	if _, ok := p.(journal.NextAppender); ok {
 		t.Error("Plain exposes NextAppender")
@@ -46,6 +55,9 @@ func TestOptionalInterfaces(t *testing.T) {
 		"HeadReader":    is[journal.HeadReader](p),
 		"StreamLister":  is[journal.StreamLister](p),
 		"HighestReader": is[journal.HighestReader](p),
+		"FeedReader":    is[journal.FeedReader](p),
+		"StreamsReader": is[journal.StreamsReader](p),
+		"Scanner":       is[journal.Scanner](p),
 	} {
 		if ok {
 			t.Errorf("Plain exposes %s", name)

@@ -111,6 +111,42 @@
 // statement, all of a call pipelined in one round trip: a backward probe
 // per position and a forward one per position behind.
 //
+// # Following many streams
+//
+// ReadFeed (journal.FeedReader) tells which streams moved since a cursor,
+// from the column xact_id that migrations/000003 adds: the id of the
+// top-level transaction that inserted the row, filled by its default
+// (pg_current_xact_id()), so writers that do not know the column fill it
+// too. A cursor is a pg_current_snapshot() text; a read takes the
+// statement's own snapshot and reports, grouped by stream, the rows of the
+// transactions that snapshot sees committed and the cursor's did not (two
+// index scans of xact_id: ids from the cursor's xmax, and the ids the
+// cursor saw in progress), and returns the snapshot as the next cursor:
+//
+//	WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS cur)
+//	SELECT NULL, NULL, (SELECT cur::text FROM s) UNION ALL
+//	(SELECT persistence_id, max(sequence_nr), NULL FROM (
+//	     SELECT … FROM T WHERE xact_id >= prev_xmax AND xact_id < xmax(cur)
+//	     UNION ALL
+//	     SELECT … FROM T WHERE xact_id = ANY (prev's in progress that cur sees ended)) r
+//	  GROUP BY persistence_id)
+//
+// Each transaction is reported by the one read whose snapshot first sees
+// it committed: one held open across many others (so with an older
+// written_at and older ids) is reported when it commits, never skipped; a
+// rolled-back one never. The cost follows the rows committed since the
+// cursor (and those of transactions begun since, still open, visited
+// once), never the number of streams: an idle read is two index probes
+// (BenchmarkReadFeedIdle). See feed.go for the reasoning.
+//
+// ReadStreams (journal.StreamsReader) reads up to MaxReadStreamsBatch
+// streams per statement, each from its own position: unnest of the ids
+// and positions WITH ORDINALITY, a LATERAL read of each with its
+// per-stream LIMIT, ordered by ordinality (an incremental sort the
+// planner does stream by stream) under the total LIMIT. Scan
+// (journal.Scanner) is a range scan of the primary key from a key,
+// streamed: a whole journal at the speed of one SELECT.
+//
 // # Citus
 //
 // On a Citus table distributed by persistence_id, make the journal with
@@ -121,8 +157,24 @@
 // slower). PersistenceIDs becomes a DISTINCT … ORDER BY … LIMIT pushed to
 // every shard, HighestSequenceNrs, HighestSequenceNrsBefore and StreamLags
 // a grouped read of the ids: multi-shard reads (HighestSequenceNrsBefore
-// reads every row of the named streams on their shards). Write through the coordinator: AppendNext's advisory lock lives on
-// the node a client is connected to.
+// reads every row of the named streams on their shards). Write through
+// the coordinator: AppendNext's advisory lock lives on the node a client
+// is connected to, and so does the feed: the default of xact_id runs on
+// the coordinator, so the column holds the coordinator's transaction ids.
+//
+// ReadFeed takes the coordinator's snapshot first (a statement of its
+// own) and then reads the rows of the transactions it sees committed, on
+// the workers. A transaction written to one worker commits there before it
+// commits on the coordinator, so the feed reports it as on a single
+// PostgreSQL. One written to several workers commits with two-phase
+// commit, the workers' part just after the coordinator's (or, when a
+// worker cannot be reached then, when Citus recovers it): a read in
+// between may miss it, so FeedExact is false WithCitus, and a follower
+// also reads its streams' heads now and then. ReadStreams sends one Replay
+// statement per stream, routed to its shard, MaxReadStreamsBatch of them
+// in one batch (Citus cannot push a LATERAL with a LIMIT down). Scan runs
+// on every shard, each sending up to a page of rows for the coordinator to
+// merge: correct, dearer per page than on one server.
 //
 // Citus begins the transaction on a worker at the coordinator's isolation
 // level, at the transaction's first statement there. Under REPEATABLE READ

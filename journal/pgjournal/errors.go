@@ -37,6 +37,8 @@ import (
 //   - When ctx is done, the error matches ctx.Err() with errors.Is, even
 //     when the driver reported it otherwise (a broken connection, or the
 //     server's "canceling statement due to user request").
+//   - An unknown column xact_id (a table migrated only up to 000002) says
+//     that the feed needs migration 000003.
 //   - Anything else is wrapped as "pgjournal: <op>: <err>".
 func (j *Journal) interpretError(ctx context.Context, op string, err error, events []journal.Event) error {
 	var pgErr *pgconn.PgError
@@ -65,6 +67,9 @@ func (j *Journal) interpretError(ctx context.Context, op string, err error, even
 	}
 	if !j.citus && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.FeatureNotSupported {
 		return fmt.Errorf("pgjournal: %s: %w (on a Citus distributed table, make the journal with pgjournal.WithCitus())", op, err)
+	}
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedColumn && strings.Contains(pgErr.Message, "xact_id") {
+		return fmt.Errorf("pgjournal: %s: %w (the feed needs the column of migrations/000003: apply the migrations)", op, err)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		return fmt.Errorf("pgjournal: %s: %w (%w)", op, ctxErr, err)

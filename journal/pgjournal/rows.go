@@ -11,7 +11,8 @@ import (
 	"github.com/outboxkit/offsetstore/journal"
 )
 
-// rowScanner turns the rows of a Replay into events with as few
+// rowScanner turns the rows of a Replay (or of a read of many streams)
+// into events with as few
 // allocations as the caller's ownership allows: per row, the payload, and
 // for a row with tags, their slice and one string that all of them share.
 // Everything else is scanned into reused variables: manifest and writer
@@ -31,6 +32,12 @@ type rowScanner struct {
 
 	lastManifest, lastWriter string
 
+	// withPID: the rows have a seventh column, the persistence id (reads
+	// of many streams), kept as a string shared by the rows of a stream.
+	withPID bool
+	pid     pgtype.DriverBytes
+	lastPID string
+
 	dest    []any // nil until the first row
 	rawTags bool  // dest skips tags: decode them from the raw value
 }
@@ -38,11 +45,16 @@ type rowScanner struct {
 // tagsColumn is the index of tags in the columns Replay selects.
 const tagsColumn = 4
 
+// scan reads the row rows is on, of stream pid (or of the stream its
+// seventh column names, withPID).
 func (s *rowScanner) scan(rows pgx.Rows, pid string) (journal.Event, error) {
 	if s.dest == nil {
 		fd := rows.FieldDescriptions()[tagsColumn]
 		s.rawTags = fd.Format == pgtype.BinaryFormatCode && fd.DataTypeOID == pgtype.TextArrayOID
 		s.dest = []any{&s.seq, &s.payload, &s.manifest, &s.writer, &s.tags, &s.writtenAt}
+		if s.withPID {
+			s.dest = append(s.dest, &s.pid)
+		}
 		if s.rawTags {
 			s.dest[tagsColumn] = nil // pgx skips a nil destination
 		}
@@ -65,6 +77,12 @@ func (s *rowScanner) scan(rows pgx.Rows, pid string) (journal.Event, error) {
 	}
 	if string(s.writer) != s.lastWriter {
 		s.lastWriter = string(s.writer)
+	}
+	if s.withPID {
+		if string(s.pid) != s.lastPID {
+			s.lastPID = string(s.pid)
+		}
+		pid = s.lastPID
 	}
 	if len(s.tags) == 0 {
 		s.tags = nil // as the in-memory journal: no tags is nil

@@ -1,0 +1,102 @@
+package pgjournal_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/outboxkit/offsetstore/internal/benchratio"
+	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/migrations"
+)
+
+// beforeFeed returns a database whose journal is at migration 000002:
+// the schema before the feed's column and index, applied from the same
+// files.
+func beforeFeed(b *testing.B) *testdb.DB {
+	b.Helper()
+	db := testdb.NewEmpty(b)
+	for _, name := range []string{"000001_create_journal.up.sql", "000002_payload_lz4.up.sql"} {
+		sql, err := migrations.FS.ReadFile(name)
+		if err != nil {
+			b.Fatalf("read %s: %v", name, err)
+		}
+		if _, err := db.Pool.Exec(b.Context(), string(sql)); err != nil {
+			b.Fatalf("apply %s: %v", name, err)
+		}
+	}
+	return db
+}
+
+// feedAppendSide appends batches of n events (into one stream, or one
+// event into each of n streams) with pgjournal.Append on db's journal.
+func feedAppendSide(name string, db *testdb.DB, n int, spread bool) side {
+	j := pgjournal.New(db.Pool)
+	events := benchEvents("bench", n, 100)
+	batch := 0
+	return side{Name: name, Op: func(ctx context.Context) error {
+		for i := range events {
+			if spread {
+				events[i].PersistenceID = fmt.Sprintf("stream-%06d", i)
+				events[i].SequenceNr = uint64(batch + 1)
+			} else {
+				events[i].SequenceNr = uint64(batch*n + i + 1)
+			}
+		}
+		batch++
+		return j.Append(ctx, events...)
+	}}
+}
+
+// BenchmarkAppendFeedColumn is Append of 1 000 events on the journal with
+// migration 000003 (the xact_id column, filled by its default, and its
+// index) against the same Append on the journal before it, each on a
+// database of its own in the same server: the write cost of the feed.
+func BenchmarkAppendFeedColumn(b *testing.B) {
+	const n = 1000
+	for _, tc := range []struct {
+		name   string
+		spread bool
+	}{{"one_stream", false}, {"1000_streams", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			after, before := compare(b, n, 1,
+				feedAppendSide("with-xact-id", testdb.New(b), n, tc.spread),
+				feedAppendSide("before-000003", beforeFeed(b), n, tc.spread))
+			benchratio.Print("append_1000_feed_column_"+tc.name+"_vs_before", after, before, benchratio.Goal{Max: 1.15})
+		})
+	}
+}
+
+// BenchmarkReadFeedIdle is ReadFeed with nothing new on a journal of
+// 1 000 000 rows in 100 000 streams: what a relay's pass costs when
+// nothing moved, beside FeedStart (one snapshot, no table), its floor.
+func BenchmarkReadFeedIdle(b *testing.B) {
+	db := testdb.New(b)
+	if _, err := db.Pool.Exec(b.Context(), `INSERT INTO journal (persistence_id, sequence_nr, payload)
+		SELECT 'stream-' || lpad(i::text, 6, '0'), s, '\x00' FROM generate_series(1, 100000) i, generate_series(1, 10) s`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(b.Context(), `VACUUM ANALYZE journal`); err != nil {
+		b.Fatal(err)
+	}
+	j := pgjournal.New(db.Pool)
+	cursor, err := j.FeedStart(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	feed, start := compare(b, 0, 1,
+		side{Name: "read-feed", Op: func(ctx context.Context) error {
+			next, err := j.ReadFeed(ctx, cursor, journal.FeedOptions{ExcludePrefix: "outbox::"}, func(m journal.Moved) error {
+				return fmt.Errorf("nothing moved, but %q was reported", m.PersistenceID)
+			})
+			cursor = next
+			return err
+		}},
+		side{Name: "feed-start", Op: func(ctx context.Context) error {
+			_, err := j.FeedStart(ctx)
+			return err
+		}})
+	benchratio.Print("read_feed_idle_1m_rows_vs_snapshot", feed, start, benchratio.Goal{})
+}
