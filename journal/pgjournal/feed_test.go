@@ -318,8 +318,10 @@ func TestFeedConcurrentOutOfOrderCommits(t *testing.T) {
 					}
 				})
 			}
-			// Follow while they write.
+			// Follow while they write, for the duration and at least ten
+			// reads (a loaded machine reads slowly), at most a minute.
 			followed := make(chan struct{})
+			var reads atomic.Int64
 			go func() {
 				defer close(followed)
 				for {
@@ -332,9 +334,13 @@ func TestFeedConcurrentOutOfOrderCommits(t *testing.T) {
 						errs <- err
 						return
 					}
+					reads.Add(1)
 				}
 			}()
 			time.Sleep(duration)
+			for deadline := time.Now().Add(time.Minute); reads.Load() < 10 && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
 			close(stop)
 			wg.Wait()
 			<-followed
