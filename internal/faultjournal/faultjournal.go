@@ -7,8 +7,7 @@
 // (journal.NextAppender, journal.HeadReader, journal.ChainReader,
 // journal.StreamLister, journal.HighestReader, journal.FeedReader,
 // journal.StreamsReader, journal.Scanner), so that a store or a relay on
-// it takes the path
-// it takes on the bare journal. Plain gives the other path
+// it takes the path it takes on the bare journal. Plain gives the other path
 // explicitly: a journal with the journal.Journal methods only, as a
 // backend without those interfaces is.
 //
