@@ -21,6 +21,7 @@ const (
 	DefaultBatchSize     = 1000
 	DefaultPollInterval  = 100 * time.Millisecond
 	DefaultDiscoverEvery = time.Second
+	DefaultSweepEvery    = 10 * time.Second
 	DefaultCloseTimeout  = 10 * time.Second
 
 	// DefaultMaxUnsavedCommits × CommitEvery is the default MaxUnsaved.
@@ -96,8 +97,12 @@ type Config struct {
 	Follow func(persistenceID string) bool
 
 	// Journal is the journal read and written. It must list streams
-	// (journal.StreamLister); reading many heads at once
-	// (journal.HighestReader) is used when it can. Defaults to
+	// (journal.StreamLister). With a feed (journal.FeedReader) and reads
+	// of many streams (journal.StreamsReader), as pgjournal has, the
+	// relay learns from the feed what moved and reads only that; a fresh
+	// outbox catches up with journal.Scanner where the journal has it.
+	// Without them it reads every stream's head each pass, many at once
+	// where the journal can (journal.HighestReader). Defaults to
 	// pgjournal.New(Pool, JournalOptions...).
 	Journal journal.Journal
 	// JournalOptions configure the default Journal and, with PublishTx,
@@ -131,12 +136,24 @@ type Config struct {
 	// events of one transaction with PublishTx. Defaults to
 	// DefaultBatchSize (1000).
 	BatchSize int
-	// PollInterval is the wait after a pass that found nothing new.
+	// PollInterval is the wait after a pass that found nothing new: the
+	// longest an event committed while the relay is idle waits before a
+	// pass reads it (half of it on average). A pass that publishes is
+	// followed by the next at once. On the feed an idle pass is one
+	// statement of two index probes, so a shorter interval costs little.
 	// Defaults to DefaultPollInterval (100ms).
 	PollInterval time.Duration
 	// DiscoverEvery is how often the streams are listed again to find new
-	// ones. Defaults to DefaultDiscoverEvery (1s).
+	// ones, on a journal without a feed (the feed reports new streams as
+	// it reports the others). Defaults to DefaultDiscoverEvery (1s).
 	DiscoverEvery time.Duration
+	// SweepEvery is how often, on a feed that may miss a commit
+	// (journal.FeedReader's FeedExact false: pgjournal WithCitus, for a
+	// transaction written to several workers), the relay lists the
+	// streams and reads every stream's head to find what the feed missed:
+	// the longest such an event waits. A sweep costs a read per stream
+	// followed. Defaults to DefaultSweepEvery (10s).
+	SweepEvery time.Duration
 	// CloseTimeout bounds the final flush at shutdown (the wait for acks
 	// in flight and the committer's Close) and the release of the lease.
 	// Defaults to DefaultCloseTimeout (10s).

@@ -39,11 +39,17 @@ type Relay struct {
 	cfg    Config
 	j      journal.Journal
 	lister journal.StreamLister
+	// The feed and the reads of many streams, when the journal has both
+	// (feed.go); nil otherwise (heads.go).
+	feed    journal.FeedReader
+	streams journal.StreamsReader
+	buf     []journal.Event // the events of a read, reused by the follow loop
 
 	log *slog.Logger
 
 	leaderships, published, saves, reopens, fenced, idle atomic.Int64
 	paused, txSaveErrors                                 atomic.Int64
+	passes, read, sweeps                                 atomic.Int64
 	opened, snapshot                                     atomic.Uint64
 
 	mu         sync.Mutex
@@ -70,7 +76,7 @@ func New(cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("%w: set exactly one of Publish, PublishAsync and PublishTx (%d set)", ErrInvalidConfig, modes)
 	case cfg.MaxInFlight < 0 || cfg.BatchSize < 0 || cfg.CommitEvery < 0 || cfg.MaxUnsaved < 0:
 		return nil, fmt.Errorf("%w: MaxInFlight, BatchSize, CommitEvery and MaxUnsaved must not be negative", ErrInvalidConfig)
-	case cfg.PollInterval < 0 || cfg.DiscoverEvery < 0 || cfg.CloseTimeout < 0 || cfg.CommitInterval < 0 || cfg.MaxSaveFailure < 0:
+	case cfg.PollInterval < 0 || cfg.DiscoverEvery < 0 || cfg.SweepEvery < 0 || cfg.CloseTimeout < 0 || cfg.CommitInterval < 0 || cfg.MaxSaveFailure < 0:
 		return nil, fmt.Errorf("%w: durations must not be negative", ErrInvalidConfig)
 	}
 	if err := leader.ValidateOutbox(cfg.Outbox); err != nil {
@@ -82,6 +88,7 @@ func New(cfg Config) (*Relay, error) {
 	cfg.BatchSize = or(cfg.BatchSize, DefaultBatchSize)
 	cfg.PollInterval = or(cfg.PollInterval, DefaultPollInterval)
 	cfg.DiscoverEvery = or(cfg.DiscoverEvery, DefaultDiscoverEvery)
+	cfg.SweepEvery = or(cfg.SweepEvery, DefaultSweepEvery)
 	cfg.CloseTimeout = or(cfg.CloseTimeout, DefaultCloseTimeout)
 	cfg.MaxUnsaved = or(cfg.MaxUnsaved, DefaultMaxUnsavedCommits*cfg.CommitEvery)
 	cfg.MaxSaveFailure = or(cfg.MaxSaveFailure, DefaultMaxSaveFailure)
@@ -96,7 +103,13 @@ func New(cfg Config) (*Relay, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the journal %T does not list streams (journal.StreamLister)", ErrInvalidConfig, cfg.Journal)
 	}
-	return &Relay{cfg: cfg, j: cfg.Journal, lister: lister, log: log}, nil
+	r := &Relay{cfg: cfg, j: cfg.Journal, lister: lister, log: log}
+	if f, ok := cfg.Journal.(journal.FeedReader); ok {
+		if s, ok := cfg.Journal.(journal.StreamsReader); ok {
+			r.feed, r.streams = f, s
+		}
+	}
+	return r, nil
 }
 
 func or[T comparable](v, def T) T {

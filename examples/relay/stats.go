@@ -19,6 +19,14 @@ type Stats struct {
 	// IdlePasses counts passes that found nothing new to publish: the
 	// relay had caught up with every stream it knows.
 	IdlePasses int64
+	// Passes counts the reads of the feed (0 on a journal without one).
+	Passes int64
+	// Read counts the events the relay read from the journal (catch-up
+	// scans and reads of the streams the feed reported), on the feed.
+	Read int64
+	// Sweeps counts the sweeps of every stream's head on a feed that may
+	// miss a commit (Config.SweepEvery).
+	Sweeps int64
 	// Opened is the sequence number of the snapshot loaded by the latest
 	// store.Open (0 for none).
 	Opened uint64
@@ -68,6 +76,9 @@ func (r *Relay) Stats() Stats {
 		Reopens:       r.reopens.Load(),
 		Fenced:        r.fenced.Load(),
 		IdlePasses:    r.idle.Load(),
+		Passes:        r.passes.Load(),
+		Read:          r.read.Load(),
+		Sweeps:        r.sweeps.Load(),
 		Opened:        r.opened.Load(),
 		Snapshot:      r.snapshot.Load(),
 	}

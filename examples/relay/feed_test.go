@@ -1,0 +1,231 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/outboxkit/offsetstore/examples/relay"
+	"github.com/outboxkit/offsetstore/internal/testdb"
+	"github.com/outboxkit/offsetstore/journal"
+	"github.com/outboxkit/offsetstore/journal/pgjournal"
+)
+
+// orderRecorder is a broker that checks each stream's order: an event is
+// published only once every event below it in its stream was (a
+// re-publication after a restart may go back, never skip ahead).
+type orderRecorder struct {
+	*recorder
+	mu      sync.Mutex
+	highest map[string]uint64
+	skipped []string
+}
+
+func newOrderRecorder() *orderRecorder {
+	return &orderRecorder{recorder: newRecorder(), highest: map[string]uint64{}}
+}
+
+func (o *orderRecorder) publish(ctx context.Context, ev journal.Event) error {
+	o.mu.Lock()
+	if h := o.highest[ev.PersistenceID]; ev.SequenceNr > h+1 {
+		o.skipped = append(o.skipped, fmt.Sprintf("%s: %d published after %d", ev.PersistenceID, ev.SequenceNr, h))
+	}
+	o.highest[ev.PersistenceID] = max(o.highest[ev.PersistenceID], ev.SequenceNr)
+	o.mu.Unlock()
+	return o.recorder.publish(ctx, ev)
+}
+
+func (o *orderRecorder) wantInOrder(t *testing.T) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.skipped) > 0 {
+		t.Fatalf("published out of order: %v", o.skipped)
+	}
+}
+
+// TestHeldTransactionIsPublished: a transaction that took its id and
+// wrote its rows before many others, and commits after them (its rows'
+// written_at the oldest), is published when it commits, while the
+// others were published before it; every stream in order.
+func TestHeldTransactionIsPublished(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	j := pgjournal.New(db.Pool)
+	rec := newOrderRecorder()
+	want := map[string]uint64{}
+	appendEvents(t, j, want, streams("early", 5), 1, 3)
+	r := start(t, relay.Config{Pool: db.Pool, Outbox: "held", Publish: rec.publish})
+	eventually(t, "the early events published", func() bool { return rec.complete(want) })
+
+	held, err := db.Pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(context.Background())
+	heldWant := map[string]uint64{}
+	appendEvents(t, pgjournal.New(held), heldWant, []string{"held-a", "held-b"}, 1, 4)
+	appendEvents(t, pgjournal.New(held), heldWant, streams("early", 1), 4, 4) // a stream the others do not write
+
+	for round := range 10 {
+		appendEvents(t, j, want, streams(fmt.Sprintf("later-%d", round), 3), 1, 2)
+		eventually(t, "the later events published while the first transaction is open", func() bool { return rec.complete(want) })
+	}
+	if _, lost := rec.tally(heldWant); lost != len(heldWant)*4-3 {
+		t.Fatalf("events of the open transaction published before its commit (%d of %d unpublished)", lost, len(heldWant)*4-3)
+	}
+	if err := held.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for pid, h := range heldWant {
+		want[pid] = h
+	}
+	eventually(t, "the held transaction's events published after its commit", func() bool { return rec.complete(want) })
+	rec.wantInOrder(t)
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := r.Stats(); st.Passes == 0 {
+		t.Fatalf("Stats.Passes = 0: the relay did not follow the feed")
+	}
+}
+
+// headsOnly is a journal with the listing and the heads of many streams,
+// but no feed and no read of many streams: the relay falls back to
+// reading every head each pass.
+type headsOnly struct{ j *pgjournal.Journal }
+
+func (h headsOnly) Append(ctx context.Context, events ...journal.Event) error {
+	return h.j.Append(ctx, events...)
+}
+
+func (h headsOnly) Replay(ctx context.Context, pid string, from, to, max uint64) iter.Seq2[journal.Event, error] {
+	return h.j.Replay(ctx, pid, from, to, max)
+}
+
+func (h headsOnly) HighestSequenceNr(ctx context.Context, pid string) (uint64, error) {
+	return h.j.HighestSequenceNr(ctx, pid)
+}
+
+func (h headsOnly) DeleteTo(ctx context.Context, pid string, to uint64) error {
+	return h.j.DeleteTo(ctx, pid, to)
+}
+
+func (h headsOnly) Last(ctx context.Context, pid string) (journal.Event, bool, error) {
+	return h.j.Last(ctx, pid)
+}
+
+func (h headsOnly) AppendNext(ctx context.Context, ev journal.Event) error {
+	return h.j.AppendNext(ctx, ev)
+}
+
+func (h headsOnly) PersistenceIDs(ctx context.Context, opts journal.ListOptions) ([]string, error) {
+	return h.j.PersistenceIDs(ctx, opts)
+}
+
+func (h headsOnly) HighestSequenceNrs(ctx context.Context, pids []string) (map[string]uint64, error) {
+	return h.j.HighestSequenceNrs(ctx, pids)
+}
+
+// TestWithoutFeed: on a journal without the feed the relay reads every
+// head each pass, as before, and publishes everything the same.
+func TestWithoutFeed(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	j := pgjournal.New(db.Pool)
+	want := map[string]uint64{}
+	appendEvents(t, j, want, streams("old", 10), 1, 5)
+	rec := newOrderRecorder()
+	r := start(t, relay.Config{Pool: db.Pool, Outbox: "heads", Publish: rec.publish, Journal: headsOnly{j}, DiscoverEvery: 20 * time.Millisecond})
+	eventually(t, "every event published", func() bool { return rec.complete(want) })
+	appendEvents(t, j, want, streams("new", 5), 1, 3)
+	appendEvents(t, j, want, streams("old", 10), 6, 7)
+	eventually(t, "new streams and new events published", func() bool { return rec.complete(want) })
+	rec.wantInOrder(t)
+	if st := r.Stats(); st.Passes != 0 {
+		t.Fatalf("Stats.Passes = %d on a journal without a feed", st.Passes)
+	}
+}
+
+// TestRestartCatchesUp: a relay stops; while none runs, events are
+// appended to known streams and new ones; the next relay (offsets saved:
+// it lists the streams and reads each from its offset) publishes them
+// all, in order, and nothing saved before again.
+func TestRestartCatchesUp(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	j := pgjournal.New(db.Pool)
+	want := map[string]uint64{}
+	appendEvents(t, j, want, streams("s", 30), 1, 4)
+	first := newOrderRecorder()
+	r := start(t, relay.Config{Pool: db.Pool, Outbox: "restart", Publish: first.publish})
+	eventually(t, "every event published", func() bool { return first.complete(want) })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	saved := savedOffsets(t, db.Pool, "restart")
+	appendEvents(t, j, want, streams("s", 30)[:10], 5, 9)
+	appendEvents(t, j, want, streams("fresh", 7), 1, 2)
+	second := newOrderRecorder()
+	for pid, off := range saved {
+		second.highest[pid] = off // the second relay goes on from there
+	}
+	r2 := start(t, relay.Config{Pool: db.Pool, Outbox: "restart", Publish: second.publish, BatchSize: 2})
+	rest := map[string]uint64{}
+	for pid, h := range want {
+		rest[pid] = h
+	}
+	eventually(t, "the rest published", func() bool {
+		second.mu.Lock()
+		defer second.mu.Unlock()
+		for pid, h := range rest {
+			if second.highest[pid] < h && h > saved[pid] {
+				return false
+			}
+		}
+		return true
+	})
+	second.wantInOrder(t)
+	// Nothing at or below a saved offset again.
+	second.recorder.mu.Lock()
+	for pid, seqs := range second.recorder.counts {
+		for seq := range seqs {
+			if seq <= saved[pid] {
+				t.Errorf("%s/%d published again, below the saved offset %d", pid, seq, saved[pid])
+			}
+		}
+	}
+	second.recorder.mu.Unlock()
+	if err := r2.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFollowOnCitus: a relay on a distributed journal (WithCitus), fed
+// by transactions that write to streams on both workers (two-phase
+// commit, where the feed is not exact) and by single-stream ones:
+// everything is published, each stream in order; the sweep runs.
+func TestFollowOnCitus(t *testing.T) {
+	t.Parallel()
+	db := testdb.NewCitus(t)
+	pool := db.NewPool(t, func(c *pgxpool.Config) { c.MaxConns = 8 })
+	opts := []pgjournal.Option{pgjournal.WithTable(db.Table()), pgjournal.WithCitus()}
+	j := pgjournal.New(pool, opts...)
+	want := map[string]uint64{}
+	appendEvents(t, j, want, streams("c", 12), 1, 3)
+	rec := newOrderRecorder()
+	r := start(t, relay.Config{Pool: pool, Outbox: "citus-follow", Publish: rec.publish, JournalOptions: opts, SweepEvery: 200 * time.Millisecond})
+	for round := range 8 {
+		appendEvents(t, j, want, streams("c", 12), uint64(4+2*round), uint64(5+2*round)) // one transaction over many workers
+		appendEvents(t, j, want, []string{fmt.Sprintf("single-%d", round)}, 1, 2)
+		time.Sleep(20 * time.Millisecond)
+	}
+	eventually(t, "every event published", func() bool { return rec.complete(want) })
+	rec.wantInOrder(t)
+	eventually(t, "a sweep ran", func() bool { return r.Stats().Sweeps > 0 })
+}
