@@ -36,6 +36,7 @@ func (r *Relay) followFeed(ctx context.Context, offsets map[string]uint64, out s
 	}
 	swept := time.Now()
 	opts := journal.FeedOptions{ExcludePrefix: store.PersistenceIDPrefix}
+	wait := idleWait{max: r.cfg.PollInterval}
 	for {
 		next, err := r.feed.ReadFeed(ctx, cursor, opts, func(m journal.Moved) error {
 			t.moved(m.PersistenceID, m.Highest)
@@ -59,13 +60,38 @@ func (r *Relay) followFeed(ctx context.Context, offsets map[string]uint64, out s
 		if err := out.err(); err != nil {
 			return err
 		}
-		if published == 0 && len(t.queue) == 0 {
-			r.idle.Add(1)
-			if err := sleep(ctx, r.cfg.PollInterval); err != nil {
-				return err
-			}
+		if published > 0 || len(t.queue) > 0 {
+			wait.reset()
+			continue
+		}
+		r.idle.Add(1)
+		if err := sleep(ctx, wait.next()); err != nil {
+			return err
 		}
 	}
+}
+
+// idleWait is the wait after a pass that found nothing: short right after
+// passes that published (events arriving steadily find the relay
+// looking), doubling with each empty pass up to Config.PollInterval (an
+// idle relay looks that often).
+type idleWait struct {
+	max, cur time.Duration
+}
+
+// minIdleWaits is how many times shorter than PollInterval the first
+// wait after a busy pass is.
+const minIdleWaits = 16
+
+func (w *idleWait) reset() { w.cur = 0 }
+
+func (w *idleWait) next() time.Duration {
+	if w.cur == 0 {
+		w.cur = max(w.max/minIdleWaits, time.Millisecond)
+	} else {
+		w.cur = min(2*w.cur, w.max)
+	}
+	return min(w.cur, w.max)
 }
 
 // readChunk is the most streams one ReadStreams of a pass names.

@@ -28,6 +28,7 @@ type tracker struct {
 	streams map[string]*stream
 	ignored map[string]struct{} // streams Config.Follow refused
 	queue   []string
+	slab    []stream // where new streams are allocated, many at a time
 }
 
 func newTracker(offsets map[string]uint64, follow func(string) bool) *tracker {
@@ -47,8 +48,13 @@ func (t *tracker) get(pid string) *stream {
 		t.ignored[pid] = struct{}{}
 		return nil
 	}
+	if len(t.slab) == 0 {
+		t.slab = make([]stream, 1024)
+	}
+	s := &t.slab[0]
+	t.slab = t.slab[1:]
 	off := t.offsets[pid]
-	s := &stream{pos: off, seen: off}
+	s.pos, s.seen = off, off
 	t.streams[pid] = s
 	return s
 }
