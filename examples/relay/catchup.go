@@ -29,24 +29,19 @@ func (r *Relay) catchUp(ctx context.Context, t *tracker, fresh bool, out sink) e
 }
 
 // scan publishes every event of the journal, page by page in key order,
-// each stream's events in batches of at most Config.BatchSize.
+// each stream's events in batches of at most Config.BatchSize. The next
+// page is read while the current one is published (readPages), so that
+// the server's reading and the relay's publishing overlap.
 func (r *Relay) scan(ctx context.Context, sc journal.Scanner, t *tracker, out sink) error {
-	opts := journal.ScanOptions{Limit: r.readTotal(), ExcludePrefix: store.PersistenceIDPrefix}
-	for {
-		events := r.buf[:0]
-		for ev, err := range sc.Scan(ctx, opts) {
-			if err != nil {
-				return err
-			}
-			events = append(events, ev)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages, free := r.readPages(ctx, sc)
+	for p := range pages {
+		if p.err != nil {
+			return p.err
 		}
-		r.buf = events[:0]
-		r.read.Add(int64(len(events)))
-		if len(events) == 0 {
-			return nil
-		}
-		last := events[len(events)-1]
-		for rest := events; len(rest) > 0; {
+		r.read.Add(int64(len(p.events)))
+		for rest := p.events; len(rest) > 0; {
 			pid := rest[0].PersistenceID
 			n := 1
 			for n < len(rest) && n < r.cfg.BatchSize && rest[n].PersistenceID == pid {
@@ -70,9 +65,57 @@ func (r *Relay) scan(ctx context.Context, sc journal.Scanner, t *tracker, out si
 				t.moved(pid, unknownHead)
 			}
 		}
-		if len(events) < opts.Limit {
-			return nil
-		}
-		opts.After = journal.Position{PersistenceID: last.PersistenceID, SequenceNr: last.SequenceNr}
+		clear(p.events) // let the payloads go
+		free <- p.events[:0]
 	}
+	return nil
+}
+
+// page is one page of a scan, or the error that ended it.
+type page struct {
+	events []journal.Event
+	err    error
+}
+
+// readPages reads the journal's pages in key order on a goroutine of its
+// own, one page ahead of the caller, until the last page, an error (sent
+// as the last page) or the end of ctx. The caller gives each page's slice
+// back on free once done with it; the two slices go round.
+func (r *Relay) readPages(ctx context.Context, sc journal.Scanner) (<-chan page, chan<- []journal.Event) {
+	pages := make(chan page, 1)
+	free := make(chan []journal.Event, 2)
+	limit := r.readTotal()
+	free <- make([]journal.Event, 0, limit)
+	free <- make([]journal.Event, 0, limit)
+	go func() {
+		defer close(pages)
+		opts := journal.ScanOptions{Limit: limit, ExcludePrefix: store.PersistenceIDPrefix}
+		for {
+			var events []journal.Event
+			select {
+			case events = <-free:
+			case <-ctx.Done():
+				return
+			}
+			var err error
+			for ev, e := range sc.Scan(ctx, opts) {
+				if e != nil {
+					err = e
+					break
+				}
+				events = append(events, ev)
+			}
+			select {
+			case pages <- page{events: events, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(events) < limit {
+				return
+			}
+			last := events[len(events)-1]
+			opts.After = journal.Position{PersistenceID: last.PersistenceID, SequenceNr: last.SequenceNr}
+		}
+	}()
+	return pages, free
 }

@@ -11,13 +11,28 @@
 //     same outbox waits here until the leader's session ends.
 //  2. store.Open under the lease's context, so that a lost lease stops
 //     everything that follows.
-//  3. Discovery: the source streams are listed with
-//     journal.AllPersistenceIDs (the offsets' own outbox::… streams
-//     excluded), again every Config.DiscoverEvery, so streams created
-//     after the start are followed.
-//  4. Each pass reads the heads of the known streams in one round trip
-//     (journal.HighestReader) and replays each stream that moved from its
-//     offset + 1, at most Config.BatchSize events per stream and pass.
+//  3. Catch-up (feed.go, catchup.go): the feed's cursor is taken first
+//     (journal.FeedReader.FeedStart: what commits from then on, the feed
+//     reports). A fresh outbox (no offsets) then reads the whole journal
+//     in key order with journal.Scanner, page by page, at the speed of one
+//     streaming SELECT; an outbox with offsets lists its streams
+//     (journal.AllPersistenceIDs, the offsets' own outbox::… streams
+//     excluded) and reads each from its offset + 1.
+//  4. Each pass reads the feed from the previous pass's cursor: the
+//     streams with rows committed since (new streams included), at a cost
+//     that follows those rows, not the streams followed; a transaction
+//     that commits after newer ones is reported when it commits. The
+//     streams that moved are read from their positions, up to 1 000 in
+//     one round trip (journal.StreamsReader), at most Config.BatchSize
+//     events per stream and pass. A pass that published is followed by
+//     the next at once; after one that found nothing the relay waits, a
+//     sixteenth of Config.PollInterval at first, doubling up to it.
+//     On a feed that may miss a commit (pgjournal WithCitus: a
+//     transaction written to several workers) the relay also lists the
+//     streams and reads every head each Config.SweepEvery. On a journal
+//     without a feed (heads.go) each pass reads the heads of every stream
+//     followed (journal.HighestReader) and replays each that moved, and
+//     the streams are listed again each Config.DiscoverEvery.
 //  5. Publish and record progress, in one of three ways:
 //     - Config.Publish (synchronous): publish, then Committer.Mark;
 //     - Config.PublishAsync (acknowledged later, in any order):

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/outboxkit/offsetstore/examples/relay"
 	"github.com/outboxkit/offsetstore/internal/testdb"
@@ -228,4 +230,72 @@ func TestFollowOnCitus(t *testing.T) {
 	eventually(t, "every event published", func() bool { return rec.complete(want) })
 	rec.wantInOrder(t)
 	eventually(t, "a sweep ran", func() bool { return r.Stats().Sweeps > 0 })
+}
+
+// TestShutdownDuringCatchUp stops a relay in the middle of a fresh
+// outbox's catch-up scan, one page read ahead: Run returns nil, nothing
+// is left running, the lease is released, and what was published is
+// saved in order (a prefix of each stream).
+func TestShutdownDuringCatchUp(t *testing.T) {
+	db := testdb.New(t)
+	j := pgjournal.New(db.Pool)
+	want := map[string]uint64{}
+	appendEvents(t, j, want, streams("scan", 60), 1, 20)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	pool, err := pgxpool.New(t.Context(), db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	rec := newOrderRecorder()
+	var n atomic.Int64
+	halfway := make(chan struct{})
+	publish := func(ctx context.Context, ev journal.Event) error {
+		if n.Add(1) == 300 {
+			close(halfway)
+		}
+		if n.Load() >= 300 {
+			<-ctx.Done() // hold the scan here until the shutdown
+			return ctx.Err()
+		}
+		return rec.publish(ctx, ev)
+	}
+	r, err := relay.New(relay.Config{Pool: pool, Outbox: "scan-stop", Publish: publish, BatchSize: 10, CommitEvery: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-halfway:
+	case err := <-done:
+		t.Fatalf("Run returned before the shutdown: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the catch-up did not reach 300 events within 30s")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after a shutdown during the catch-up: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of the shutdown")
+	}
+	if holder := leaseHolder(t, db.Pool, "scan-stop"); holder != 0 {
+		t.Fatalf("the lease is still held by backend %d after Run returned", holder)
+	}
+	rec.wantInOrder(t)
+	saved := savedOffsets(t, db.Pool, "scan-stop")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for pid, off := range saved {
+		if off > rec.highest[pid] {
+			t.Fatalf("%s saved at %d, above what was published (%d)", pid, off, rec.highest[pid])
+		}
+	}
+	if len(saved) == 0 {
+		t.Fatal("nothing saved by the final flush")
+	}
 }

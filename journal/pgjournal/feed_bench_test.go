@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/outboxkit/offsetstore/internal/benchratio"
 	"github.com/outboxkit/offsetstore/internal/testdb"
@@ -139,4 +140,75 @@ func walPerOp(b *testing.B, db *testdb.DB, s side) float64 {
 		b.Fatal(err)
 	}
 	return float64(end-start) / ops
+}
+
+// BenchmarkScanPages is a whole journal of 100 000 streams × 2 events
+// read with Scan, in pages of 10 000 events (as the relay catches up),
+// beside one streaming SELECT of the same rows in the same order: the
+// read side of a catch-up, without publishing or saving anything.
+func BenchmarkScanPages(b *testing.B) {
+	db := testdb.New(b)
+	if _, err := db.Pool.Exec(b.Context(), `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+		SELECT 'stream-' || lpad(i::text, 6, '0'), s, convert_to(repeat('x', 100), 'UTF8'), 'm', 'w', '{bench}'
+		  FROM generate_series(0, 99999) i, generate_series(1, 2) s`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(b.Context(), `VACUUM ANALYZE journal`); err != nil {
+		b.Fatal(err)
+	}
+	const total = 200_000
+	j := pgjournal.New(db.Pool)
+	scan, sel := compare(b, total, 1,
+		side{Name: "scan-pages", Op: func(ctx context.Context) error {
+			opts := journal.ScanOptions{Limit: 10_000}
+			n := 0
+			for {
+				page := 0
+				var last journal.Event
+				for ev, err := range j.Scan(ctx, opts) {
+					if err != nil {
+						return err
+					}
+					last = ev
+					page++
+				}
+				n += page
+				if page < opts.Limit {
+					break
+				}
+				opts.After = journal.Position{PersistenceID: last.PersistenceID, SequenceNr: last.SequenceNr}
+			}
+			if n != total {
+				return fmt.Errorf("scanned %d events, want %d", n, total)
+			}
+			return nil
+		}},
+		side{Name: "select", Op: func(ctx context.Context) error {
+			rows, err := db.Pool.Query(ctx, `SELECT sequence_nr, payload, manifest, writer_uuid, tags, written_at, persistence_id
+  FROM journal ORDER BY persistence_id, sequence_nr`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			n := 0
+			var (
+				seq     int64
+				payload []byte
+				m, w    string
+				tags    []string
+				at      time.Time
+				pid     string
+			)
+			for rows.Next() {
+				if err := rows.Scan(&seq, &payload, &m, &w, &tags, &at, &pid); err != nil {
+					return err
+				}
+				n++
+			}
+			if n != total {
+				return fmt.Errorf("read %d events, want %d", n, total)
+			}
+			return rows.Err()
+		}})
+	benchratio.Print("scan_pages_200k_events_per_s_vs_select", sel, scan, benchratio.Goal{})
 }
