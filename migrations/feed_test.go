@@ -12,9 +12,6 @@ import (
 	"github.com/outboxkit/offsetstore/migrations"
 )
 
-// feedVersion is the migration that adds the feed's column and index.
-const feedVersion = 3
-
 // cliURL is url as the migrate CLI takes it, with this project's
 // migrations table.
 func cliURL(url string) string {
