@@ -27,8 +27,12 @@ var _ journal.FeedReader = (*Journal)(nil)
 // began, took their ids or committed in, and however long one stayed open:
 // a transaction in progress at prev is looked up again by id, one that
 // began after prev is found by its id at or above prev's xmax. A
-// rolled-back transaction is never visible. The id is 64 bits wide
-// (epoch and id), so it never wraps around.
+// transaction takes its id at its first write (the default takes it at
+// the latest), and a subtransaction's rows carry the id of the top-level
+// one (pg_current_xact_id()), which the snapshots list; a rolled-back
+// transaction or subtransaction is never visible, and a prepared one
+// (two-phase commit) is in progress until COMMIT PREPARED. The id is 64
+// bits wide (epoch and id), so it never wraps around.
 //
 // Its cost: the index entries of the transactions that committed in
 // between, and of those that began since and are still open (their rows,
