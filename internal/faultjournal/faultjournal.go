@@ -4,12 +4,12 @@
 // failing replay, prune or read of the newest event.
 //
 // The wrapper forwards the optional interfaces of the journal it wraps
-// (journal.NextAppender, journal.HeadReader, journal.ChainReader,
-// journal.StreamLister, journal.HighestReader, journal.FeedReader,
-// journal.StreamsReader, journal.Scanner), so that a store or a relay on
-// it takes the path it takes on the bare journal. Plain gives the other path
-// explicitly: a journal with the journal.Journal methods only, as a
-// backend without those interfaces is.
+// (journal.NextAppender, journal.SuccessorAppender, journal.HeadReader,
+// journal.ChainReader, journal.StreamLister, journal.HighestReader,
+// journal.FeedReader, journal.StreamsReader, journal.Scanner), so that a
+// store or a relay on it takes the path it takes on the bare journal.
+// Plain gives the other path explicitly: a journal with the
+// journal.Journal methods only, as a backend without those interfaces is.
 //
 //	fj := faultjournal.New(pgjournal.New(pool))
 //	s, _ := store.Open(ctx, fj, "orders")         // AppendNext, Head: as in production
