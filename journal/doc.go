@@ -27,6 +27,12 @@
 //     round trip.
 //   - BeforeReader: the highest sequence numbers of many streams among
 //     the rows written before a point in time, for point-in-time rewinds.
+//   - ChainReader: a stream's newest base event and the events above it
+//     in one consistent read (ReadChain falls back to re-reading).
+//   - ReplicatedReader: a read on one server, confirmed to be on its
+//     synchronous standbys before the reader relies on it (see
+//     ErrNotReplicated); ReplicationReporter: whether a caller's
+//     transaction's commit is known to be on them.
 //
 // # Backends
 //

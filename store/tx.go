@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,6 +118,19 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 		s.addDoubt(w.seq, w.ev.Payload)
 		settled = true
 		return markInDoubt(fmt.Errorf("store: %s %q: commit of snapshot %d failed; in doubt, the next write adopts it if it committed: %w", op, s.outbox, w.seq, err))
+	}
+	if rr, ok := tx.(journal.ReplicationReporter); ok {
+		if rerr := rr.Replicated(); rerr != nil {
+			// Committed on the server, which stopped waiting for its
+			// synchronous standbys: acknowledged only once confirmed.
+			s.addDoubt(w.seq, w.ev.Payload)
+			adopted, confirmErr := s.committedDespite(ctx, w, rerr)
+			if !adopted {
+				return s.notConfirmed(op, w.seq, cmp.Or(confirmErr, rerr))
+			}
+			s.maybePrune(ctx)
+			return nil
+		}
 	}
 	s.commit(w, false)
 	s.maybePrune(ctx)

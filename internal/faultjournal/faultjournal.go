@@ -5,7 +5,7 @@
 //
 // The wrapper forwards the optional interfaces of the journal it wraps
 // (journal.NextAppender, journal.HeadReader, journal.ChainReader, journal.StreamLister,
-// journal.HighestReader), so that a store or a relay on it takes the path
+// journal.HighestReader, journal.ReplicatedReader, journal.ReplicationReporter), so that a store or a relay on it takes the path
 // it takes on the bare journal. Plain gives the other path
 // explicitly: a journal with the journal.Journal methods only, as a
 // backend without those interfaces is.
@@ -47,6 +47,9 @@ type Journal struct {
 	FailLast atomic.Int32
 
 	inner journal.Journal
+	// faults is the Journal whose counters apply, for a view of f bound
+	// to another journal (ReadReplicated); nil: f's own.
+	faults *Journal
 }
 
 var (
@@ -56,7 +59,18 @@ var (
 	_ journal.StreamLister  = (*Journal)(nil)
 	_ journal.HighestReader = (*Journal)(nil)
 	_ journal.ChainReader   = (*Journal)(nil)
+
+	_ journal.ReplicatedReader    = (*Journal)(nil)
+	_ journal.ReplicationReporter = (*Journal)(nil)
 )
+
+// c returns the Journal whose counters apply to f.
+func (f *Journal) c() *Journal {
+	if f.faults != nil {
+		return f.faults
+	}
+	return f
+}
 
 // New wraps inner. inner must implement journal.NextAppender for
 // AppendNext and journal.StreamLister for PersistenceIDs to work; use
@@ -109,13 +123,13 @@ func take(c *atomic.Int32) bool {
 
 // write runs an append with the append faults around it.
 func (f *Journal) write(do func() error) error {
-	if take(&f.FailBeforeCommit) {
+	if take(&f.c().FailBeforeCommit) {
 		return fmt.Errorf("append: connection refused: %w", ErrInjected)
 	}
 	if err := do(); err != nil {
 		return err
 	}
-	if take(&f.FailAfterCommit) {
+	if take(&f.c().FailAfterCommit) {
 		return fmt.Errorf("append: connection reset after commit: %w", ErrInjected)
 	}
 	return nil
@@ -138,7 +152,7 @@ func (f *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 
 // Replay implements journal.Journal.
 func (f *Journal) Replay(ctx context.Context, pid string, from, to, max uint64) iter.Seq2[journal.Event, error] {
-	if take(&f.FailReplay) {
+	if take(&f.c().FailReplay) {
 		return func(yield func(journal.Event, error) bool) { yield(journal.Event{}, ErrInjected) }
 	}
 	return f.inner.Replay(ctx, pid, from, to, max)
@@ -151,7 +165,7 @@ func (f *Journal) HighestSequenceNr(ctx context.Context, pid string) (uint64, er
 
 // DeleteTo implements journal.Journal.
 func (f *Journal) DeleteTo(ctx context.Context, pid string, to uint64) error {
-	if take(&f.FailDeleteTo) {
+	if take(&f.c().FailDeleteTo) {
 		return fmt.Errorf("delete: %w", ErrInjected)
 	}
 	return f.inner.DeleteTo(ctx, pid, to)
@@ -159,7 +173,7 @@ func (f *Journal) DeleteTo(ctx context.Context, pid string, to uint64) error {
 
 // Last implements journal.Journal.
 func (f *Journal) Last(ctx context.Context, pid string) (journal.Event, bool, error) {
-	if take(&f.FailLast) {
+	if take(&f.c().FailLast) {
 		return journal.Event{}, false, ErrInjected
 	}
 	return f.inner.Last(ctx, pid)
@@ -168,7 +182,7 @@ func (f *Journal) Last(ctx context.Context, pid string) (journal.Event, bool, er
 // Head implements journal.HeadReader: by the wrapped journal's Head, or by
 // journal.ReadHead on it when it has none.
 func (f *Journal) Head(ctx context.Context, pid string) (journal.Head, error) {
-	if take(&f.FailLast) {
+	if take(&f.c().FailLast) {
 		return journal.Head{}, ErrInjected
 	}
 	return journal.ReadHead(ctx, f.inner, pid)
@@ -177,10 +191,34 @@ func (f *Journal) Head(ctx context.Context, pid string) (journal.Head, error) {
 // ReadChain implements journal.ChainReader: by the wrapped journal's, or
 // by journal.ReadChain on it when it has none. FailLast makes it fail.
 func (f *Journal) ReadChain(ctx context.Context, pid, base string) (journal.Chain, error) {
-	if take(&f.FailLast) {
+	if take(&f.c().FailLast) {
 		return journal.Chain{}, ErrInjected
 	}
 	return journal.ReadChain(ctx, f.inner, pid, base)
+}
+
+// ReadReplicated implements journal.ReplicatedReader by the wrapped
+// journal's, with read given that journal's bound one wrapped with f's
+// faults; when the wrapped journal has none, read runs on f and nothing is
+// confirmed, as on a journal without it.
+func (f *Journal) ReadReplicated(ctx context.Context, read func(j journal.Journal) (bool, error)) error {
+	rr, ok := f.inner.(journal.ReplicatedReader)
+	if !ok {
+		_, err := read(f)
+		return err
+	}
+	return rr.ReadReplicated(ctx, func(j journal.Journal) (bool, error) {
+		return read(&Journal{inner: j, faults: f.c()})
+	})
+}
+
+// Replicated implements journal.ReplicationReporter by the wrapped
+// journal's; nil when it has none.
+func (f *Journal) Replicated() error {
+	if rr, ok := f.inner.(journal.ReplicationReporter); ok {
+		return rr.Replicated()
+	}
+	return nil
 }
 
 // PersistenceIDs implements journal.StreamLister by the wrapped journal's.

@@ -114,6 +114,12 @@ type Journal struct {
 	copyThreshold int // events
 	copyMinBytes  int // of payload
 
+	// watched is, for a Journal made on a transaction whose connection
+	// ConfigurePool prepared, that connection's state, and watchedFrom its
+	// warning count then (see Replicated).
+	watched     *connState
+	watchedFrom int64
+
 	statements
 }
 
@@ -176,6 +182,7 @@ func New(db DBTX, opts ...Option) *Journal {
 	}
 	if j.err == nil { // an invalid name runs no statement: none are built or cached
 		j.statements = *statementsFor(j.ident.Sanitize())
+		j.watch(db)
 	}
 	return j
 }
@@ -394,8 +401,21 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 	if j.err != nil {
 		return j.err
 	}
+	switch db := j.db.(type) {
+	case *pgxpool.Pool:
+		return j.appendNextPooled(ctx, db, &ev)
+	case *pgx.Conn:
+		return j.appendNextOn(ctx, db, db, false, &ev)
+	}
+	return j.appendNext(ctx, j.db, nil, &ev)
+}
+
+// appendNext is AppendNext through db; own, when not nil, is db as a
+// connection of the journal's own (a pool's), outside any caller's
+// transaction, which it may begin a READ COMMITTED transaction on.
+func (j *Journal) appendNext(ctx context.Context, db DBTX, own TxBeginner, ev *journal.Event) error {
 	superseded := &journal.ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
-	tag, checked, err := j.insertNext(ctx, &ev)
+	tag, checked, err := j.insertNext(ctx, db, own, ev)
 	if err != nil {
 		if errors.Is(err, journal.ErrUnverified) {
 			return err
@@ -404,7 +424,7 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 			superseded.Err = checked
 			return superseded
 		}
-		return j.interpretError(ctx, "append", err, []journal.Event{ev})
+		return j.interpretError(ctx, "append", err, []journal.Event{*ev})
 	}
 	if tag.RowsAffected() == 0 {
 		return superseded
@@ -433,10 +453,10 @@ const supersededMark = "offsetstore: stream ahead, highest "
 // insertNext runs AppendNext's statements. checked is the check's error
 // when the check refused the event (the stream is ahead); err is then not
 // nil too.
-func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn.CommandTag, checked, err error) {
-	b, ok := j.db.(batcher)
+func (j *Journal) insertNext(ctx context.Context, db DBTX, own TxBeginner, ev *journal.Event) (tag pgconn.CommandTag, checked, err error) {
+	b, ok := db.(batcher)
 	if !ok {
-		tag, err = j.insertOne(ctx, j.sqlInsertNextAlone, ev)
+		tag, err = j.insertOne(ctx, db, j.sqlInsertNextAlone, ev)
 		return tag, nil, err
 	}
 	tags := ev.Tags
@@ -456,16 +476,16 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event) (tag pgconn
 		return tag, nil, err
 	}
 	var isolation string
-	if err := j.db.QueryRow(ctx, sqlIsolation).Scan(&isolation); err != nil {
+	if err := db.QueryRow(ctx, sqlIsolation).Scan(&isolation); err != nil {
 		return tag, nil, err
 	}
 	if !snapshotBeforeLock(isolation) {
 		return tag, nil, nil // the stream is ahead
 	}
-	if pool, ok := j.db.(*pgxpool.Pool); ok {
+	if own != nil {
 		// No caller's transaction to keep: write in one of READ
 		// COMMITTED, whose insert takes its snapshot after the lock.
-		tag, err = j.insertReadCommitted(ctx, pool, ev, tags)
+		tag, err = j.insertReadCommitted(ctx, own, ev, tags)
 		return tag, nil, err
 	}
 	if tag, err = j.lockAndInsert(ctx, b, j.sqlInsertNextAlone, ev, tags); err != nil || tag.RowsAffected() == 0 {
@@ -481,9 +501,9 @@ func unverified(ev *journal.Event, isolation string) error {
 }
 
 // insertReadCommitted runs AppendNext's lock and insert in a READ
-// COMMITTED transaction of its own on pool.
-func (j *Journal) insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, ev *journal.Event, tags []string) (pgconn.CommandTag, error) {
-	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+// COMMITTED transaction of its own on db.
+func (j *Journal) insertReadCommitted(ctx context.Context, db TxBeginner, ev *journal.Event, tags []string) (pgconn.CommandTag, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -584,17 +604,17 @@ func (j *Journal) useCopy(events []journal.Event) bool {
 
 // insertOne runs sql, a single-row insert whose parameters are the
 // columns of copyColumns in order, for ev.
-func (j *Journal) insertOne(ctx context.Context, sql string, ev *journal.Event) (pgconn.CommandTag, error) {
+func (j *Journal) insertOne(ctx context.Context, db DBTX, sql string, ev *journal.Event) (pgconn.CommandTag, error) {
 	tags := ev.Tags
 	if tags == nil {
 		tags = []string{} // nil would be NULL
 	}
-	return j.db.Exec(ctx, sql, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+	return db.Exec(ctx, sql, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
 }
 
 func (j *Journal) insertEvents(ctx context.Context, events []journal.Event) error {
 	if len(events) == 1 {
-		_, err := j.insertOne(ctx, j.sqlInsertOne, &events[0])
+		_, err := j.insertOne(ctx, j.db, j.sqlInsertOne, &events[0])
 		return err
 	}
 	n := len(events)
