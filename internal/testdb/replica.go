@@ -50,8 +50,9 @@ import (
 // the local server's processes); Promote makes the standby the primary;
 // AddStandby builds a new standby from the primary in the empty slot;
 // Failover does the three. StopStandby and StartStandby stop and start the
-// standby (a clean stop). Proxy(i).ResetAll cuts every client connection
-// of slot i.
+// standby (a clean stop). DemotePrimary fences the primary without
+// stopping it (read-only) and promotes the standby. Proxy(i).ResetAll cuts
+// every client connection of slot i.
 type Replicated struct {
 	// URL connects to the database through both slots' proxies, as the
 	// database's owner, a superuser: postgres://…@127.0.0.1:p0,127.0.0.1:p1/
@@ -72,6 +73,7 @@ type Replicated struct {
 	standby bool // the other slot holds a standby (running or stopped)
 	down    bool // the standby is stopped
 	dead    bool // the primary was killed
+	demoted bool // the other slot holds the primary DemotePrimary made read-only
 }
 
 // replicaSlot is one slot: its proxy, and its node (nil while empty).
@@ -272,6 +274,8 @@ func (r *Replicated) String() string {
 			role = "killed primary"
 		case i == r.primary:
 			role = "primary"
+		case r.demoted:
+			role = "demoted primary, read-only"
 		case r.down:
 			role = "stopped standby"
 		default:
@@ -404,6 +408,9 @@ func (r *Replicated) AddStandby(ctx context.Context) error {
 	if r.standby {
 		return errors.New("testdb: the pair has a standby already")
 	}
+	if r.demoted {
+		return errors.New("testdb: the other slot holds the demoted primary")
+	}
 	if r.dead {
 		return errors.New("testdb: the primary is dead: promote the standby first")
 	}
@@ -415,6 +422,52 @@ func (r *Replicated) AddStandby(ctx context.Context) error {
 	r.setNode(s, node)
 	r.standby = true
 	return r.waitStreaming(ctx)
+}
+
+// DemotePrimary fences the primary without stopping it, as a failover
+// manager that cannot stop an old primary does: it makes it refuse writes
+// (ALTER SYSTEM SET default_transaction_read_only = on, and a reload: its
+// open sessions fail to write with SQLSTATE 25006 from their next
+// transaction on), then promotes the standby. The old primary stays up,
+// read-only, in its slot, and a connection to it through URL is refused
+// by target_session_attrs=read-write. The pair has no standby after, and
+// no slot for one: the promoted server is made asynchronous
+// (synchronous_standby_names ''), or its commits would wait for ever.
+func (r *Replicated) DemotePrimary(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.standby || r.down {
+		return ErrNoStandby
+	}
+	if r.dead {
+		return errors.New("testdb: the primary is dead")
+	}
+	err := withConn(ctx, r.slots[r.primary].node.url(), func(c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, `ALTER SYSTEM SET default_transaction_read_only = on`); err != nil {
+			return err
+		}
+		_, err := c.Exec(ctx, `SELECT pg_reload_conf()`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("testdb: make the primary read-only: %w", err)
+	}
+	s := 1 - r.primary
+	if err := promote(ctx, r.slots[s].node.url()); err != nil {
+		return err
+	}
+	err = withConn(ctx, r.slots[s].node.url(), func(c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, `ALTER SYSTEM SET synchronous_standby_names = ''`); err != nil {
+			return err
+		}
+		_, err := c.Exec(ctx, `SELECT pg_reload_conf()`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("testdb: make the promoted server asynchronous: %w", err)
+	}
+	r.primary, r.standby, r.demoted = s, false, true
+	return nil
 }
 
 // Failover kills the primary, promotes the standby and builds a new
