@@ -38,7 +38,9 @@ var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 
 // ErrInDoubt is matched by the error of a write whose outcome is unknown:
 // its snapshot may have committed (a COMMIT whose reply was lost with its
-// connection, a SaveTx whose commit returned an error). Load does not show
+// connection, a SaveTx whose commit returned an error), or did commit on
+// the primary but is not confirmed on its synchronous standbys (see the
+// package documentation, Failover). Load does not show
 // it. The next write of the store settles it, adopting the snapshot when
 // its row is there, so running the same work again from Load is safe: a
 // SaveTx whose earlier transaction did commit fails with ErrRetryTx,

@@ -39,7 +39,15 @@ var ErrRetryTx = errors.New("store: an earlier transaction of this store committ
 //     ErrFenced, returned before commit is called. The caller rolls back,
 //     and its own writes vanish with the offsets. The store stays fenced.
 //   - This store's own earlier write in doubt found there: adopted, and
-//     an error matching ErrRetryTx; commit is not called.
+//     an error matching ErrRetryTx; commit is not called. On a journal
+//     that confirms replication (journal.ReplicatedReader), only once the
+//     row is confirmed on the synchronous standbys; otherwise the error
+//     matches ErrInDoubt.
+//   - A commit that returned nil while tx reports it not known to be on
+//     the synchronous standbys (journal.ReplicationReporter: pgjournal on
+//     a pool prepared by pgjournal.ConfigurePool, whose server warned that
+//     it stopped waiting for them): confirmed first, as an adoption is;
+//     in doubt (ErrInDoubt) when that fails.
 //
 // Conflicts are resolved by reading through the store's own journal, never
 // through tx, which the conflict may have aborted.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outboxkit/offsetstore/internal/faultproxy"
+	"github.com/outboxkit/offsetstore/internal/localpg"
 	"github.com/outboxkit/offsetstore/migrations"
 )
 
@@ -116,7 +118,7 @@ type replicatedConfig struct {
 }
 
 // WithAsynchronousStandby makes the standby asynchronous
-// (synchronous_standby_names ”): commits on the primary return without
+// (an empty synchronous_standby_names): commits on the primary return without
 // waiting for it. Defaults to a synchronous standby.
 func WithAsynchronousStandby() ReplicatedOption {
 	return func(c *replicatedConfig) { c.async = true }
@@ -176,9 +178,27 @@ func NewReplicated(t testing.TB, opts ...ReplicatedOption) *Replicated {
 		t.Cleanup(r.close)
 	}
 	if err != nil {
-		t.Fatalf("testdb: no replicated pair for the test: %v", err)
+		t.Fatalf("testdb: no replicated pair for the test: %v\n"+
+			"Make a Docker engine available (the image is $%s, default %s), "+
+			"or %s ($%s=local uses them even where Docker answers).",
+			err, EnvImage, DefaultImage, localpg.InstallHint, EnvBackend)
 	}
+	pairOnce.Do(func() { fmt.Fprintf(os.Stderr, "testdb: backend: %s (replicated pairs)\n", r.describe()) })
 	return r
+}
+
+// pairOnce prints the backend of the first pair of a test binary.
+var pairOnce sync.Once
+
+// describe names the backend of the pair as Server.String does.
+func (r *Replicated) describe() string {
+	if r.Backend == BackendContainer {
+		return "container " + r.Image
+	}
+	if n, ok := r.slots[r.primary].node.(*localNode); ok {
+		return "local binaries: " + n.s.Binaries.String()
+	}
+	return string(r.Backend)
 }
 
 func startReplicated(ctx context.Context, cfg replicatedConfig) (*Replicated, error) {
@@ -432,7 +452,7 @@ func (r *Replicated) AddStandby(ctx context.Context) error {
 // read-only, in its slot, and a connection to it through URL is refused
 // by target_session_attrs=read-write. The pair has no standby after, and
 // no slot for one: the promoted server is made asynchronous
-// (synchronous_standby_names ''), or its commits would wait for ever.
+// (an empty synchronous_standby_names), or its commits would wait for ever.
 func (r *Replicated) DemotePrimary(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
