@@ -115,10 +115,16 @@
 // prepared by pgjournal.ConfigurePool), and a SaveTx whose transaction's
 // journal reports its commit so (journal.ReplicationReporter), are
 // confirmed the same way before they return nil. Decisions that
-// acknowledge nothing (fencing) need no confirmation. A store keeps
-// working against the promoted server through a multi-host URL; a store
-// opened afresh after the failover (as the reference relay does with each
-// leadership) loads what the promoted server has.
+// acknowledge nothing (fencing) need no confirmation. Open, too, may load
+// a row that is on the primary alone (another process's write whose wait
+// was cancelled): the first write after Open confirms what Open loaded
+// (one read and one synchronous commit, once per Open), and when a
+// failover has lost it since, that write fails with ErrOpenedSnapshotLost,
+// writing nothing, rather than build on it (a delta whose base is gone, a
+// SaveTx whose offsets claim sink rows the server does not have). A store
+// keeps working against the promoted server through a multi-host URL; a
+// store opened afresh after the failover (as the reference relay does with
+// each leadership) loads what the promoted server has.
 //
 // # Leadership
 //

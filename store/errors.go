@@ -50,6 +50,15 @@ var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 // commits the caller's writes, so run again only what lies above Load.
 var ErrInDoubt = errors.New("store: write in doubt")
 
+// ErrOpenedSnapshotLost is matched by the error of the first write after
+// Open when the server no longer has the snapshot Open loaded: it was
+// committed on a primary that failed over before its standby had it (a
+// commit whose wait for the standby was cancelled). Nothing is written;
+// open the outbox again, which loads what the server has. The reference
+// relay opens the store again with each leadership, so a failover, which
+// ends the leadership, does it.
+var ErrOpenedSnapshotLost = errors.New("store: the snapshot loaded at open is gone from the server; open the outbox again")
+
 // markInDoubt marks err, the error of a write whose outcome is unknown, as
 // matching ErrInDoubt.
 func markInDoubt(err error) error { return &inDoubtError{err} }

@@ -50,6 +50,46 @@ func (s *Store) confirmedRead(ctx context.Context, read func(j journal.Journal) 
 	return err, nil
 }
 
+// confirmOpened confirms, before the first write after Open, that the
+// snapshot Open loaded is on the synchronous standbys of the server the
+// write goes to: Open may have read a row whose commit's wait for the
+// standbys was cancelled (another writer's, or an earlier process's), and a
+// failover since would have lost it. Writing on top of it then (a delta
+// whose base is gone, a SaveTx whose offsets include transactions the
+// promoted server does not have) would break the chain or lose a sink's
+// rows. One read and one synchronous commit, once per Open, on journals
+// that confirm (journal.ReplicatedReader) and outboxes that had rows.
+//
+// When the server's newest row is below the one Open loaded, that row is
+// gone: the write fails with ErrOpenedSnapshotLost, writing nothing. When
+// it is above, another writer moved on, and the write fences the store as
+// usual.
+func (s *Store) confirmOpened(ctx context.Context, op string) error {
+	if s.openConfirmed {
+		return nil
+	}
+	if _, ok := s.j.(journal.ReplicatedReader); !ok || s.seq == 0 {
+		s.openConfirmed = true
+		return nil
+	}
+	var h journal.Head
+	confirmErr, err := s.confirmedRead(ctx, func(j journal.Journal) (bool, error) {
+		var err error
+		h, err = journal.ReadHead(ctx, j, s.pid)
+		return err == nil && h.Highest == s.seq, err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("store: %s %q: nothing written: reading the stream's head to confirm snapshot %d, loaded at open: %w", op, s.outbox, s.seq, err)
+	case confirmErr != nil:
+		return fmt.Errorf("store: %s %q: nothing written: snapshot %d, loaded at open, is not confirmed on the synchronous standbys: %w", op, s.outbox, s.seq, confirmErr)
+	case h.Highest < s.seq:
+		return fmt.Errorf("store: %s %q: nothing written: the newest snapshot is %d, below %d loaded at open: %w", op, s.outbox, h.Highest, s.seq, ErrOpenedSnapshotLost)
+	}
+	s.openConfirmed = true
+	return nil
+}
+
 // notConfirmed is the error of an adoption whose confirmation failed: the
 // store's own row at seq is on the primary, not known to be on its
 // synchronous standbys. The write stays in doubt.

@@ -57,6 +57,9 @@ type Store struct {
 	pruned     uint64 // snapshots up to here are known pruned
 	saves      int    // writes since the last prune or prune attempt
 	pruneFirst bool   // the first write after Open prunes what was left
+	// openConfirmed: what Open loaded is known to be on the synchronous
+	// standbys of the server writes go to (see confirmOpened).
+	openConfirmed bool
 
 	// mu guards what readers see; only writers holding sem change it.
 	mu  sync.RWMutex

@@ -75,6 +75,9 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 		return err
 	}
 	defer release()
+	if err := s.confirmOpened(ctx, op); err != nil {
+		return err
+	}
 
 	e, err := s.startEdit(len(offsets))
 	if err != nil {

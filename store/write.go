@@ -28,6 +28,9 @@ func (s *Store) change(ctx context.Context, op string, named int, build func(e e
 		return err
 	}
 	defer release()
+	if err := s.confirmOpened(ctx, op); err != nil {
+		return err
+	}
 
 	for attempt := 0; ; attempt++ {
 		// Only writers, which hold sem, change the state and seq: no lock

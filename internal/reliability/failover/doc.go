@@ -17,6 +17,9 @@
 //     standby is cancelled (its session terminated, pg_cancel_backend, a
 //     client's cancel request) is never acknowledged, adopted or not; the
 //     same writes without the confirmation are, and are lost.
+//   - TestOpenedSnapshotLost: a store opened on a row that a failover
+//     then loses refuses its first write (store.ErrOpenedSnapshotLost)
+//     instead of building on it.
 //   - TestRelayAcrossFailover: the reference relay (leader, committer,
 //     store) goes on against the promoted server.
 //   - TestDemotedPrimary: connections to a primary made read-only are
