@@ -7,16 +7,19 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/outboxkit/offsetstore/store"
 )
 
 // serverLost reports whether err, the error that ended a leadership, says
 // the database went away under the relay: a connection that failed or
 // could not be opened, a session ended by the server (a killed primary, a
-// failover), or a server that refuses writes as a demoted primary does
-// (SQLSTATE 25006). Run then stands by and takes the leadership again, on
-// the server the pool reaches by then (the new primary, through a
-// multi-host URL with target_session_attrs=read-write), instead of
-// returning.
+// failover), a server that refuses writes as a demoted primary does
+// (SQLSTATE 25006), or a store whose opened snapshot a failover lost
+// (store.ErrOpenedSnapshotLost). Run then stands by and takes the
+// leadership again, on the server the pool reaches by then (the new
+// primary, through a multi-host URL with target_session_attrs=read-write),
+// and opens the store again there, instead of returning.
 func serverLost(err error) bool {
 	if err == nil {
 		return false
@@ -24,6 +27,8 @@ func serverLost(err error) bool {
 	var ce *pgconn.ConnectError
 	var pgErr *pgconn.PgError
 	switch {
+	case errors.Is(err, store.ErrOpenedSnapshotLost):
+		return true
 	case errors.As(err, &ce):
 		return true
 	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ReadOnlySQLTransaction:
