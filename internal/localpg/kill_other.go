@@ -4,5 +4,5 @@ package localpg
 
 import "os"
 
-// killGroup kills p; the servers run on Unix systems only (see supported).
-func killGroup(p *os.Process) error { return p.Kill() }
+// killAll kills p; the servers run on Unix systems only (see supported).
+func killAll(p *os.Process) error { return p.Kill() }

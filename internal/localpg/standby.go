@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // StartStandby starts a standby of primary: a copy of its data taken with
@@ -107,8 +108,8 @@ func (s *Server) basebackup(ctx context.Context, port int, password string) erro
 }
 
 // Kill ends the server at once with SIGKILL, the postmaster and every
-// process of its process group: a crash, as a container's SIGKILL or a
-// machine's loss is. The data stays; Resume starts the server again (crash
+// process it started: a crash, as a container's SIGKILL or a machine's
+// loss is. The data stays; Resume starts the server again (crash
 // recovery). Nothing happens when the server is not running.
 func (s *Server) Kill() error {
 	s.mu.Lock()
@@ -117,7 +118,7 @@ func (s *Server) Kill() error {
 	if p == nil {
 		return nil
 	}
-	if err := killGroup(p.cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := killAll(p.cmd.Process); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("localpg: kill postgres: %w", err)
 	}
 	<-p.done
@@ -152,5 +153,19 @@ func (s *Server) Resume(ctx context.Context) error {
 			return nil
 		}
 	}
-	return s.launch(ctx)
+	// After Kill, the postmaster is gone but its children may still be
+	// dying, attached to its shared memory: postgres then refuses to
+	// start ("pre-existing shared memory block … is still in use") until
+	// they are gone.
+	for attempt := 1; ; attempt++ {
+		err := s.launch(ctx)
+		if err == nil || attempt == 50 || !strings.Contains(err.Error(), "pre-existing shared memory block") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
