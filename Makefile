@@ -74,11 +74,12 @@ serve: ## offsetstore serve on DATABASE_URL: the status page at http://127.0.0.1
 	$(GO) run ./cmd/offsetstore serve --database-url '$(DATABASE_URL)'
 
 .PHONY: reliability demo
-reliability: ## long reliability run (200 kill cycles, 60 s of load …); figures in reliability-figures.txt
+reliability: ## long reliability run (200 kill cycles, 100 failovers, 60 s of load …); figures in reliability-figures.txt
 	rm -f reliability-figures.txt
 	OFFSETSTORE_CRASH_CYCLES=200 OFFSETSTORE_LOAD_DURATION=60s OFFSETSTORE_SPLIT_DURATION=20s \
-	OFFSETSTORE_RESET_DURATION=20s OFFSETSTORE_DROP_ROUNDS=200 OFFSETSTORE_EXACTLY_ONCE_CYCLES=200 OFFSETSTORE_FIGURES_FILE=$(CURDIR)/reliability-figures.txt \
-	$(GO) test -p 1 -count=1 -v -timeout 60m ./internal/reliability/...
+	OFFSETSTORE_RESET_DURATION=20s OFFSETSTORE_DROP_ROUNDS=200 OFFSETSTORE_EXACTLY_ONCE_CYCLES=200 \
+	OFFSETSTORE_FAILOVER_CYCLES=100 OFFSETSTORE_FIGURES_FILE=$(CURDIR)/reliability-figures.txt \
+	$(GO) test -p 1 -count=1 -v -timeout 90m ./internal/reliability/...
 
 demo: ## relay killed mid-way and restarted, nothing lost: the demo on a throwaway container, else PostgreSQL's local binaries
 	$(GO) run ./cmd/offsetstore-demo

@@ -39,6 +39,14 @@
 //     position, in one round trip, bounded per stream and in total.
 //   - Scanner: the events of every stream in key order, page by page, at
 //     the speed of one streaming read (catching up on a whole journal).
+//   - SuccessorAppender: append a delta only on top of the row it builds
+//     on (the base still present), the incremental store's step.
+//   - ChainReader: a stream's newest base event and the events above it
+//     in one consistent read (ReadChain falls back to re-reading).
+//   - ReplicatedReader: a read on one server, confirmed to be on its
+//     synchronous standbys before the reader relies on it (see
+//     ErrNotReplicated); ReplicationReporter: whether a caller's
+//     transaction's commit is known to be on them.
 //
 // # Backends
 //

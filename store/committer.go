@@ -659,7 +659,7 @@ func (in *committer) save(batch map[string]uint64) error {
 
 // permanent reports whether err is one no retry can cure.
 func permanent(err error) bool {
-	return err != nil && (errors.Is(err, ErrFenced) || errors.Is(err, ErrInvalidKey) ||
+	return err != nil && (errors.Is(err, ErrFenced) || errors.Is(err, ErrOpenedSnapshotLost) || errors.Is(err, ErrInvalidKey) ||
 		errors.Is(err, ErrSequenceOverflow) || errors.Is(err, ErrCorruptSnapshot) ||
 		errors.Is(err, codec.ErrCorrupt) || errors.Is(err, journal.ErrInvalidArgument) ||
 		errors.Is(err, codec.ErrTooManyKeys) || errors.Is(err, codec.ErrTooLarge))

@@ -24,7 +24,21 @@ import (
 func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause error) (retry bool, _ error) {
 	seq := w.seq
 	rolledBack := !errors.Is(cause, journal.ErrSequenceConflict)
-	ev, ok, err := s.readAt(ctx, seq)
+	// What is at seq, read on one connection; a row of this store to adopt
+	// is confirmed on the synchronous standbys first (see confirmedRead).
+	var ev journal.Event
+	var ok bool
+	confirmErr, err := s.confirmedRead(ctx, func(j journal.Journal) (bool, error) {
+		var err error
+		ev, ok, err = readAt(ctx, j, s.pid, seq)
+		return err == nil && ok && ev.WriterUUID == s.cfg.writer &&
+			(bytes.Equal(ev.Payload, w.ev.Payload) || s.inDoubt(seq, ev.Payload)), err
+	})
+	if confirmErr != nil {
+		// Ours, and perhaps only on the primary: still in doubt.
+		s.addDoubt(seq, ev.Payload)
+		return false, s.notConfirmed(op, seq, confirmErr)
+	}
 	if err != nil {
 		if rolledBack {
 			return false, fmt.Errorf("store: %s %q: snapshot %d rolled back, nothing written (%w); reading what is there: %w", op, s.outbox, seq, cause, err)
@@ -156,8 +170,9 @@ func (s *Store) inDoubt(seq uint64, payload []byte) bool {
 	return mine
 }
 
-func (s *Store) readAt(ctx context.Context, seq uint64) (journal.Event, bool, error) {
-	for ev, err := range s.j.Replay(ctx, s.pid, seq, seq, 1) {
+// readAt reads the row of pid at seq through j.
+func readAt(ctx context.Context, j journal.Journal, pid string, seq uint64) (journal.Event, bool, error) {
+	for ev, err := range j.Replay(ctx, pid, seq, seq, 1) {
 		if err != nil {
 			return journal.Event{}, false, err
 		}

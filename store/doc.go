@@ -48,7 +48,9 @@
 //     that says nothing was written.
 //   - Lost acknowledgements are adopted, not fenced: when a write's reply is
 //     lost after the commit, the store finds its own snapshot (its writer id
-//     and the exact payload) and goes on from it.
+//     and the exact payload) and goes on from it; on a journal that can
+//     confirm replication (journal.ReplicatedReader: pgjournal), only once
+//     the row is confirmed on the synchronous standbys (see Failover).
 //   - Memory never ahead of disk: Load returns what was last written or
 //     loaded, never a change whose write failed or is still in doubt.
 //   - Committed never past an unfinished event: with Track, a Committer
@@ -93,6 +95,36 @@
 // example). ErrRetryTx asks the caller to run the transaction again;
 // ErrInDoubt says the commit's outcome is unknown, and running it again is
 // safe; ErrFenced means another relay owns the outbox.
+//
+// # Failover
+//
+// On a PostgreSQL primary with a synchronous standby
+// (synchronous_standby_names, synchronous_commit on or remote_apply), every
+// save that returned nil is on the standby, and so on the server a
+// failover promotes. A commit whose wait for the standby is cancelled (its
+// session terminated, its connection cut, pg_cancel_backend, a client's
+// cancel request) is kept by PostgreSQL and visible on the primary, but may
+// be missing from the standby: reading the row back does not prove it
+// durable there. So the store acknowledges a write whose outcome was
+// unknown (an adoption, ErrRetryTx included) only after the journal
+// confirmed it on the standbys (journal.ReplicatedReader: the read and a
+// synchronous commit of its own on one connection); when that fails or
+// times out the write stays in doubt (ErrInDoubt) and the next write
+// settles it. A write the server reports committed with a warning that it
+// stopped waiting (journal.ErrNotReplicated: pgjournal sees it on a pool
+// prepared by pgjournal.ConfigurePool), and a SaveTx whose transaction's
+// journal reports its commit so (journal.ReplicationReporter), are
+// confirmed the same way before they return nil. Decisions that
+// acknowledge nothing (fencing) need no confirmation. Open, too, may load
+// a row that is on the primary alone (another process's write whose wait
+// was cancelled): the first write after Open confirms what Open loaded
+// (one read and one synchronous commit, once per Open), and when a
+// failover has lost it since, that write fails with ErrOpenedSnapshotLost,
+// writing nothing, rather than build on it (a delta whose base is gone, a
+// SaveTx whose offsets claim sink rows the server does not have). A store
+// keeps working against the promoted server through a multi-host URL; a
+// store opened afresh after the failover (as the reference relay does with
+// each leadership) loads what the promoted server has.
 //
 // # Leadership
 //

@@ -38,7 +38,9 @@ var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 
 // ErrInDoubt is matched by the error of a write whose outcome is unknown:
 // its snapshot may have committed (a COMMIT whose reply was lost with its
-// connection, a SaveTx whose commit returned an error). Load does not show
+// connection, a SaveTx whose commit returned an error), or did commit on
+// the primary but is not confirmed on its synchronous standbys (see the
+// package documentation, Failover). Load does not show
 // it. The next write of the store settles it, adopting the snapshot when
 // its row is there, so running the same work again from Load is safe: a
 // SaveTx whose earlier transaction did commit fails with ErrRetryTx,
@@ -47,6 +49,15 @@ var ErrSequenceOverflow = errors.New("store: sequence number overflow")
 // already shows it: a SaveTx of offsets it covers changes nothing and
 // commits the caller's writes, so run again only what lies above Load.
 var ErrInDoubt = errors.New("store: write in doubt")
+
+// ErrOpenedSnapshotLost is matched by the error of the first write after
+// Open when the server no longer has the snapshot Open loaded: it was
+// committed on a primary that failed over before its standby had it (a
+// commit whose wait for the standby was cancelled). Nothing is written;
+// open the outbox again, which loads what the server has. The reference
+// relay opens the store again with each leadership, so a failover, which
+// ends the leadership, does it.
+var ErrOpenedSnapshotLost = errors.New("store: the snapshot loaded at open is gone from the server; open the outbox again")
 
 // markInDoubt marks err, the error of a write whose outcome is unknown, as
 // matching ErrInDoubt.

@@ -65,6 +65,9 @@ type Store struct {
 	// forceFull makes the next row a full snapshot: the journal was found
 	// to lack the row a delta would build on.
 	forceFull bool
+	// openConfirmed: what Open loaded is known to be on the synchronous
+	// standbys of the server writes go to (see confirmOpened).
+	openConfirmed bool
 
 	// mu guards what readers see; only writers holding sem change it.
 	mu  sync.RWMutex

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,15 @@ var errRetryAsFull = fmt.Errorf("roll back and run the transaction again: %w", E
 //     ErrFenced, returned before commit is called. The caller rolls back,
 //     and its own writes vanish with the offsets. The store stays fenced.
 //   - This store's own earlier write in doubt found there: adopted, and
-//     an error matching ErrRetryTx; commit is not called.
+//     an error matching ErrRetryTx; commit is not called. On a journal
+//     that confirms replication (journal.ReplicatedReader), only once the
+//     row is confirmed on the synchronous standbys; otherwise the error
+//     matches ErrInDoubt.
+//   - A commit that returned nil while tx reports it not known to be on
+//     the synchronous standbys (journal.ReplicationReporter: pgjournal on
+//     a pool prepared by pgjournal.ConfigurePool, whose server warned that
+//     it stopped waiting for them): confirmed first, as an adoption is;
+//     in doubt (ErrInDoubt) when that fails.
 //
 // Conflicts are resolved by reading through the store's own journal, never
 // through tx, which the conflict may have aborted.
@@ -78,6 +87,9 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 	defer release()
 	o.held(s)
 	defer func() { s.finishObserving(o, op, err) }() // before release: no other call's adoption counts
+	if err = s.confirmOpened(ctx, op); err != nil {
+		return err
+	}
 
 	// A delta only through a transaction's journal that appends it on the
 	// condition that it follows the newest row.
@@ -138,6 +150,19 @@ func (s *Store) SaveTx(ctx context.Context, tx journal.Journal, offsets map[stri
 		s.addDoubt(w.seq, w.ev.Payload)
 		settled = true
 		return markInDoubt(fmt.Errorf("store: %s %q: commit of snapshot %d failed; in doubt, the next write adopts it if it committed: %w", op, s.outbox, w.seq, err))
+	}
+	if rr, ok := tx.(journal.ReplicationReporter); ok {
+		if rerr := rr.Replicated(); rerr != nil {
+			// Committed on the server, which stopped waiting for its
+			// synchronous standbys: acknowledged only once confirmed.
+			s.addDoubt(w.seq, w.ev.Payload)
+			adopted, confirmErr := s.committedDespite(ctx, w, rerr)
+			if !adopted {
+				return s.notConfirmed(op, w.seq, cmp.Or(confirmErr, rerr))
+			}
+			s.maybePrune(ctx)
+			return nil
+		}
 	}
 	s.commit(w, false)
 	s.maybePrune(ctx)

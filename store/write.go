@@ -30,6 +30,9 @@ func (s *Store) change(ctx context.Context, op string, named int, build func(e e
 	defer release()
 	o.held(s)
 	defer func() { s.finishObserving(o, op, err) }() // before release: no other call's adoption counts
+	if err = s.confirmOpened(ctx, op); err != nil {
+		return err
+	}
 
 	for attempt := 0; ; attempt++ {
 		// Only writers, which hold sem, change the state and seq: no lock
@@ -269,7 +272,7 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 				// Its row before was not checked either: when it is
 				// missing, the delta lies on a gap that Open refuses, and
 				// a full snapshot, written now, covers it.
-				if _, ok, err := s.readAt(ctx, w.seq-1); err != nil || !ok {
+				if _, ok, err := readAt(ctx, s.j, s.pid, w.seq-1); err != nil || !ok {
 					s.baseMissing(ctx, op, fmt.Errorf("the row before delta %d is missing or could not be read (%v)", w.seq, err))
 					return true, nil
 				}
@@ -284,11 +287,16 @@ func (s *Store) settle(ctx context.Context, op string, w *write, err error) (ret
 		return false, fmt.Errorf("store: %s %q: %w", op, s.outbox, err)
 	}
 	// The outcome is unknown: the statement may have committed and only
-	// the reply been lost. Remember it; a read now, or the conflict of the
-	// next write, tells.
+	// the reply been lost (or, journal.ErrNotReplicated, it committed on
+	// the server, which stopped waiting for its synchronous standbys).
+	// Remember it; a read now, or the conflict of the next write, tells.
 	s.addDoubt(w.seq, w.ev.Payload)
-	if s.committedDespite(ctx, w, err) {
+	adopted, confirmErr := s.committedDespite(ctx, w, err)
+	if adopted {
 		return false, nil
+	}
+	if confirmErr != nil {
+		return false, s.notConfirmed(op, w.seq, fmt.Errorf("%w (the write's own error: %w)", confirmErr, err))
 	}
 	return false, markInDoubt(fmt.Errorf("store: %s %q: write snapshot %d (outcome unknown; it is checked at the next write): %w", op, s.outbox, w.seq, err))
 }
@@ -301,22 +309,29 @@ func (s *Store) isOwnHead(h journal.Head, w *write) bool {
 }
 
 // committedDespite reads the stream's head after a write whose outcome is
-// unknown, and adopts w when the head is w's own row, byte for byte. The
-// row alone is not enough: on a journal without AppendNext a row of this
-// store may lie under another writer's newer snapshot, where no Open
-// loads it.
-func (s *Store) committedDespite(ctx context.Context, w *write, cause error) bool {
+// unknown, and adopts w when the head is w's own row, byte for byte, and
+// the journal confirmed it on the synchronous standbys (see
+// confirmedRead). The row alone is not enough: on a journal without
+// AppendNext a row of this store may lie under another writer's newer
+// snapshot, where no Open loads it. confirmErr is the confirmation's
+// error when w's row was found and could not be confirmed.
+func (s *Store) committedDespite(ctx context.Context, w *write, cause error) (adopted bool, confirmErr error) {
 	if ctx.Err() != nil {
-		return false
+		return false, nil
 	}
-	h, err := journal.ReadHead(ctx, s.j, s.pid)
-	if err != nil || !s.isOwnHead(h, w) {
-		return false
+	own := false
+	confirmErr, err := s.confirmedRead(ctx, func(j journal.Journal) (bool, error) {
+		h, err := journal.ReadHead(ctx, j, s.pid)
+		own = err == nil && s.isOwnHead(h, w)
+		return own, err
+	})
+	if err != nil || confirmErr != nil || !own {
+		return false, confirmErr
 	}
 	s.cfg.logger.LogAttrs(ctx, slog.LevelInfo, "offsetstore: write committed despite an error; adopted",
 		slog.String("outbox", s.outbox), slog.Uint64("seq", w.seq), slog.String("error", cause.Error()))
 	s.commit(w, true)
-	return true
+	return true, nil
 }
 
 // commit records w as durable: its edit becomes the current offsets.

@@ -63,7 +63,20 @@
 //   - A PublishTx transaction whose commit is in doubt (store.ErrInDoubt:
 //     its reply was lost with the connection) is run again once; SaveTx
 //     then finds the first one committed (store.ErrRetryTx) and the relay
-//     goes on from the offsets, or the second one commits the batch.
+//     goes on from the offsets, or the second one commits the batch. When
+//     the run again is in doubt too (the first commit found, but not yet
+//     confirmed on the synchronous standbys, which may be down), it runs
+//     again until Config.MaxSaveFailure, as after a lock timeout.
+//   - The database goes away under the leadership (a connection that
+//     fails or cannot be opened, a session the server ends, a server that
+//     refuses writes with SQLSTATE 25006, as a demoted primary does): the
+//     lease is released (or already gone), and the relay waits a little
+//     and takes the leadership again, on the server its pool reaches then.
+//     With a multi-host URL and target_session_attrs=read-write that is
+//     the promoted standby after a failover; prepare the pool with
+//     pgjournal.ConfigurePool so that connections left on a primary made
+//     read-only are dropped. After 30 such leaderships in a row that
+//     saved nothing, Run returns the error.
 //   - Saves of the offsets that fail (disk full, permission denied, a
 //     read-only server) or hang: the committer retries them; publishing
 //     pauses once Config.MaxUnsaved events are published and not saved,

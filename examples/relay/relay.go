@@ -129,6 +129,7 @@ const maxConnectFailures = 30
 // package documentation). Run one Run per Relay at a time.
 func (r *Relay) Run(ctx context.Context) error {
 	connectFailures := 0
+	var lost lostSessions
 	for {
 		// 1. Leadership first; a standby waits here.
 		lease, err := leader.Acquire(ctx, r.cfg.Pool, r.cfg.Outbox, r.cfg.LeaderOptions...)
@@ -155,6 +156,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.leaderships.Add(1)
 		r.log.Info("relay: leading", "outbox", r.cfg.Outbox, "backend_pid", lease.BackendPID())
 
+		savesBefore := r.Stats().Saves
 		err = r.lead(ctx, lease)
 		if lerr := lease.Err(); errors.Is(lerr, leader.ErrLost) {
 			r.log.Warn("relay: leadership lost; publishing stopped", "outbox", r.cfg.Outbox, "err", lerr)
@@ -176,6 +178,10 @@ func (r *Relay) Run(ctx context.Context) error {
 			// Another relay wrote after this one lost its lease, or kept
 			// writing without one: stand by again.
 			r.log.Warn("relay: fenced by another relay; standing by", "outbox", r.cfg.Outbox, "err", err)
+		case serverLost(err) && lost.again(ctx, r.Stats().Saves > savesBefore):
+			// The database went away (a failover): lead again where the
+			// pool reaches now.
+			r.log.Warn("relay: the database went away; standing by to lead again", "outbox", r.cfg.Outbox, "err", err)
 		case err != nil:
 			return errors.Join(err, relErr)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
+	"github.com/outboxkit/offsetstore/store"
 )
 
 // txBounds are the server-side bounds of every transaction of the relay
@@ -44,9 +45,11 @@ func lockTimedOut(err error) bool {
 }
 
 // txRetry runs a transaction of the tx sink again after a lock timeout,
-// until one commits or no commit has succeeded for Config.MaxSaveFailure.
-// It reports the failures through the relay's logger and Stats, as the
-// window does for a committer's saves.
+// or after a commit still in doubt when run again (store.ErrInDoubt: its
+// reply lost, and the earlier commit not yet confirmed on the synchronous
+// standbys, which may be down), until one commits or no commit has
+// succeeded for Config.MaxSaveFailure. It reports the failures through the
+// relay's logger and Stats, as the window does for a committer's saves.
 type txRetry struct {
 	r     *Relay
 	since time.Time // when the failing series began; zero while commits succeed
@@ -57,7 +60,7 @@ func (t *txRetry) run(ctx context.Context, attempt func() (uint64, error)) (uint
 	for {
 		began := time.Now()
 		done, err := attempt()
-		if !lockTimedOut(err) || ctx.Err() != nil {
+		if !(lockTimedOut(err) || errors.Is(err, store.ErrInDoubt)) || ctx.Err() != nil {
 			if err == nil && !t.since.IsZero() {
 				t.since = time.Time{}
 				t.r.setLastSaveError(nil)
@@ -69,7 +72,7 @@ func (t *txRetry) run(ctx context.Context, attempt func() (uint64, error)) (uint
 		t.r.setLastSaveError(err)
 		if t.since.IsZero() {
 			t.since = began
-			t.r.log.Warn("relay: a transaction waited too long for a lock; it runs again",
+			t.r.log.Warn("relay: a transaction waited too long for a lock, or its commit is in doubt; it runs again",
 				"outbox", t.r.cfg.Outbox, "err", err, "max_save_failure", t.r.cfg.MaxSaveFailure)
 		}
 		if now := time.Now(); now.Sub(t.since) > t.r.cfg.MaxSaveFailure {

@@ -6,8 +6,9 @@
 // The wrapper forwards the optional interfaces of the journal it wraps
 // (journal.NextAppender, journal.SuccessorAppender, journal.HeadReader,
 // journal.ChainReader, journal.StreamLister, journal.HighestReader,
-// journal.FeedReader, journal.StreamsReader, journal.Scanner), so that a
-// store or a relay on it takes the path it takes on the bare journal.
+// journal.FeedReader, journal.StreamsReader, journal.Scanner,
+// journal.ReplicatedReader, journal.ReplicationReporter), so that a store
+// or a relay on it takes the path it takes on the bare journal.
 // Plain gives the other path explicitly: a journal with the
 // journal.Journal methods only, as a backend without those interfaces is.
 //
@@ -48,6 +49,9 @@ type Journal struct {
 	FailLast atomic.Int32
 
 	inner journal.Journal
+	// faults is the Journal whose counters apply, for a view of f bound
+	// to another journal (ReadReplicated); nil: f's own.
+	faults *Journal
 }
 
 var (
@@ -61,7 +65,18 @@ var (
 	_ journal.FeedReader        = (*Journal)(nil)
 	_ journal.StreamsReader     = (*Journal)(nil)
 	_ journal.Scanner           = (*Journal)(nil)
+
+	_ journal.ReplicatedReader    = (*Journal)(nil)
+	_ journal.ReplicationReporter = (*Journal)(nil)
 )
+
+// c returns the Journal whose counters apply to f.
+func (f *Journal) c() *Journal {
+	if f.faults != nil {
+		return f.faults
+	}
+	return f
+}
 
 // New wraps inner. inner must implement journal.NextAppender for
 // AppendNext and journal.StreamLister for PersistenceIDs to work; use
@@ -114,13 +129,13 @@ func take(c *atomic.Int32) bool {
 
 // write runs an append with the append faults around it.
 func (f *Journal) write(do func() error) error {
-	if take(&f.FailBeforeCommit) {
+	if take(&f.c().FailBeforeCommit) {
 		return fmt.Errorf("append: connection refused: %w", ErrInjected)
 	}
 	if err := do(); err != nil {
 		return err
 	}
-	if take(&f.FailAfterCommit) {
+	if take(&f.c().FailAfterCommit) {
 		return fmt.Errorf("append: connection reset after commit: %w", ErrInjected)
 	}
 	return nil
@@ -154,7 +169,7 @@ func (f *Journal) AppendSuccessor(ctx context.Context, ev journal.Event) error {
 
 // Replay implements journal.Journal.
 func (f *Journal) Replay(ctx context.Context, pid string, from, to, max uint64) iter.Seq2[journal.Event, error] {
-	if take(&f.FailReplay) {
+	if take(&f.c().FailReplay) {
 		return func(yield func(journal.Event, error) bool) { yield(journal.Event{}, ErrInjected) }
 	}
 	return f.inner.Replay(ctx, pid, from, to, max)
@@ -167,7 +182,7 @@ func (f *Journal) HighestSequenceNr(ctx context.Context, pid string) (uint64, er
 
 // DeleteTo implements journal.Journal.
 func (f *Journal) DeleteTo(ctx context.Context, pid string, to uint64) error {
-	if take(&f.FailDeleteTo) {
+	if take(&f.c().FailDeleteTo) {
 		return fmt.Errorf("delete: %w", ErrInjected)
 	}
 	return f.inner.DeleteTo(ctx, pid, to)
@@ -175,7 +190,7 @@ func (f *Journal) DeleteTo(ctx context.Context, pid string, to uint64) error {
 
 // Last implements journal.Journal.
 func (f *Journal) Last(ctx context.Context, pid string) (journal.Event, bool, error) {
-	if take(&f.FailLast) {
+	if take(&f.c().FailLast) {
 		return journal.Event{}, false, ErrInjected
 	}
 	return f.inner.Last(ctx, pid)
@@ -184,7 +199,7 @@ func (f *Journal) Last(ctx context.Context, pid string) (journal.Event, bool, er
 // Head implements journal.HeadReader: by the wrapped journal's Head, or by
 // journal.ReadHead on it when it has none.
 func (f *Journal) Head(ctx context.Context, pid string) (journal.Head, error) {
-	if take(&f.FailLast) {
+	if take(&f.c().FailLast) {
 		return journal.Head{}, ErrInjected
 	}
 	return journal.ReadHead(ctx, f.inner, pid)
@@ -193,10 +208,34 @@ func (f *Journal) Head(ctx context.Context, pid string) (journal.Head, error) {
 // ReadChain implements journal.ChainReader: by the wrapped journal's, or
 // by journal.ReadChain on it when it has none. FailLast makes it fail.
 func (f *Journal) ReadChain(ctx context.Context, pid, base string) (journal.Chain, error) {
-	if take(&f.FailLast) {
+	if take(&f.c().FailLast) {
 		return journal.Chain{}, ErrInjected
 	}
 	return journal.ReadChain(ctx, f.inner, pid, base)
+}
+
+// ReadReplicated implements journal.ReplicatedReader by the wrapped
+// journal's, with read given that journal's bound one wrapped with f's
+// faults; when the wrapped journal has none, read runs on f and nothing is
+// confirmed, as on a journal without it.
+func (f *Journal) ReadReplicated(ctx context.Context, read func(j journal.Journal) (bool, error)) error {
+	rr, ok := f.inner.(journal.ReplicatedReader)
+	if !ok {
+		_, err := read(f)
+		return err
+	}
+	return rr.ReadReplicated(ctx, func(j journal.Journal) (bool, error) {
+		return read(&Journal{inner: j, faults: f.c()})
+	})
+}
+
+// Replicated implements journal.ReplicationReporter by the wrapped
+// journal's; nil when it has none.
+func (f *Journal) Replicated() error {
+	if rr, ok := f.inner.(journal.ReplicationReporter); ok {
+		return rr.Replicated()
+	}
+	return nil
 }
 
 // PersistenceIDs implements journal.StreamLister by the wrapped journal's.

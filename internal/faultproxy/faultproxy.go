@@ -19,7 +19,7 @@ import (
 // Proxy forwards connections from a loopback address to a target.
 type Proxy struct {
 	ln     net.Listener
-	target string
+	target atomic.Pointer[string] // host:port; "": refuse
 
 	latency atomic.Int64 // nanoseconds added before forwarding each chunk
 
@@ -57,7 +57,8 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[*link]struct{}{}}
+	p := &Proxy{ln: ln, conns: map[*link]struct{}{}}
+	p.SetTarget(target)
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -68,6 +69,14 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // Port returns the proxy's port.
 func (p *Proxy) Port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port) }
+
+// SetTarget makes the connections accepted from now on go to target
+// (host:port); those open stay where they are. With target "", each new
+// connection is closed at once, as by a server that is not there.
+func (p *Proxy) SetTarget(target string) { p.target.Store(&target) }
+
+// Target returns where new connections go.
+func (p *Proxy) Target() string { return *p.target.Load() }
 
 // SetLatency delays every chunk forwarded in either direction by d.
 func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
@@ -149,7 +158,12 @@ func (p *Proxy) accept() {
 			p.mu.Unlock()
 			continue
 		}
-		s, err := net.DialTimeout("tcp", p.target, 10*time.Second)
+		target := p.Target()
+		if target == "" {
+			c.Close()
+			continue
+		}
+		s, err := net.DialTimeout("tcp", target, 10*time.Second)
 		if err != nil {
 			c.Close()
 			continue

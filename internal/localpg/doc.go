@@ -24,6 +24,14 @@
 // it again on the same port and data, the fault a container's stop or
 // kill gives.
 //
+// # Standby
+//
+// StartStandby copies a running server's data with pg_basebackup -R into
+// a directory of its own and starts it as a hot standby that streams from
+// that server, on a free port, for the failover tests. Kill ends a server
+// at once (SIGKILL of the postmaster and of every process it started: a
+// crash), Halt stops it keeping its data, Resume starts it again.
+//
 // pg_ctl is not used: it would start the server as a daemon, which
 // outlives a killed test binary; a child gets SIGQUIT when its parent
 // dies (Linux), and is signalled as pg_ctl stop signals it.

@@ -235,3 +235,73 @@ func TestFindEnv(t *testing.T) {
 		t.Fatalf("Find with a bad $%s = %v", EnvBin, err)
 	}
 }
+
+// TestStandby: a standby streams what the primary commits, survives a
+// halt and resume, and the primary comes back from a SIGKILL of its
+// processes.
+func TestStandby(t *testing.T) {
+	t.Parallel()
+	p := start(t)
+	s, err := StartStandby(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	var recovery bool
+	query(t, s.URL, `SELECT pg_is_in_recovery()`, &recovery)
+	if !recovery || s.Port == p.Port || s.Dir == p.Dir {
+		t.Fatalf("standby: in recovery %v, port %d (primary %d), dir %s", recovery, s.Port, p.Port, s.Dir)
+	}
+	exec := func(url, sql string) {
+		t.Helper()
+		c, err := pgx.Connect(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	seen := func(want int) {
+		t.Helper()
+		for i := 0; ; i++ {
+			var n int
+			query(t, s.URL, `SELECT count(*) FROM t`, &n)
+			if n == want {
+				return
+			}
+			if i == 100 {
+				t.Fatalf("standby has %d rows, want %d", n, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	exec(p.URL, `CREATE TABLE t (x int)`)
+	exec(p.URL, `INSERT INTO t VALUES (1)`)
+	seen(1)
+	if err := s.Halt(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	exec(p.URL, `INSERT INTO t VALUES (2)`)
+	if err := s.Resume(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen(2)
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pgx.Connect(t.Context(), p.URL+"&connect_timeout=2"); err == nil {
+		c.Close(t.Context())
+		t.Fatal("the killed primary still accepts connections")
+	}
+	if err := p.Resume(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	exec(p.URL, `INSERT INTO t VALUES (3)`)
+	seen(3)
+}

@@ -1,8 +1,9 @@
 // Package reliability holds the reliability tests of offsetstore against a
 // real PostgreSQL: connection faults, split brain, load, hostile input and
-// least privilege in this directory's tests, and crash-restart in
-// ./crash (alone in its own test binary, because killing the server
-// disturbs every test that shares it).
+// least privilege in this directory's tests, crash-restart in ./crash
+// (alone in its own test binary, because killing the server disturbs every
+// test that shares it), and failover to a standby in ./failover (on pairs
+// of servers of its own).
 //
 // The package itself only records figures: every measured number is
 // printed as one line
@@ -21,5 +22,6 @@
 //	OFFSETSTORE_SPLIT_DURATION  how long two writers race (default 3s)
 //	OFFSETSTORE_RESET_DURATION  how long saves run under connection resets (default 2s)
 //	OFFSETSTORE_DROP_ROUNDS     replies dropped after COMMIT (default 20)
+//	OFFSETSTORE_FAILOVER_CYCLES failovers to a synchronous standby (default 20)
 //	OFFSETSTORE_FIGURES_FILE    append every figure line to this file
 package reliability

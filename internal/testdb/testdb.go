@@ -30,6 +30,12 @@
 //	OFFSETSTORE_PG_BIN             the directory of initdb and postgres, for local
 //	OFFSETSTORE_TEST_CITUS         skip: deselect the Citus suites (see Cluster)
 //
+// # Replicated pairs
+//
+// NewReplicated gives a test a primary and a standby of its own (on the
+// same backend choice, Docker or the local binaries), with fault controls
+// for failover tests: see Replicated.
+//
 // # Use
 //
 //	func TestMain(m *testing.M) { testdb.Main(m) }

@@ -39,7 +39,7 @@ import (
 // before it commits (the offset store's SaveTx does). WithCitus it does so
 // at those levels on any handle (see the package documentation).
 func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
-	return j.appendNext(ctx, ev, j.nextRule())
+	return j.appendWith(ctx, ev, j.nextRule())
 }
 
 // AppendSuccessor implements journal.SuccessorAppender: AppendNext with
@@ -48,7 +48,7 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 // is refused, one more read tells a stream ahead (a conflict) from one
 // behind (journal.ErrBaseMissing).
 func (j *Journal) AppendSuccessor(ctx context.Context, ev journal.Event) error {
-	err := j.appendNext(ctx, ev, j.succRule())
+	err := j.appendWith(ctx, ev, j.succRule())
 	var ce *journal.ConflictError
 	if !errors.As(err, &ce) || !ce.Superseded {
 		return err
@@ -71,15 +71,32 @@ type appendRule struct{ insert, alone, check string }
 func (j *Journal) nextRule() *appendRule { return &j.next }
 func (j *Journal) succRule() *appendRule { return &j.succ }
 
-func (j *Journal) appendNext(ctx context.Context, ev journal.Event, r *appendRule) error {
+// appendWith is a conditional append by rule r: on a pool, on one
+// connection of it (appendNextPooled); on a connection, watching it
+// (appendNextOn); on any other handle, through it.
+func (j *Journal) appendWith(ctx context.Context, ev journal.Event, r *appendRule) error {
 	if err := journal.ValidateEvent(ev); err != nil {
 		return err
 	}
 	if j.err != nil {
 		return j.err
 	}
+	switch db := j.db.(type) {
+	case *pgxpool.Pool:
+		return j.appendNextPooled(ctx, db, &ev, r)
+	case *pgx.Conn:
+		return j.appendNextOn(ctx, db, db, false, &ev, r)
+	}
+	return j.appendNext(ctx, j.db, nil, &ev, r)
+}
+
+// appendNext is a conditional append by rule r through db; own, when not
+// nil, is db as a connection of the journal's own (a pool's), outside any
+// caller's transaction, which it may begin a READ COMMITTED transaction
+// on.
+func (j *Journal) appendNext(ctx context.Context, db DBTX, own TxBeginner, ev *journal.Event, r *appendRule) error {
 	superseded := &journal.ConflictError{PersistenceID: ev.PersistenceID, SequenceNr: ev.SequenceNr, Superseded: true}
-	tag, checked, err := j.insertNext(ctx, &ev, r)
+	tag, checked, err := j.insertNext(ctx, db, own, ev, r)
 	if err != nil {
 		if errors.Is(err, journal.ErrUnverified) {
 			return err
@@ -88,7 +105,7 @@ func (j *Journal) appendNext(ctx context.Context, ev journal.Event, r *appendRul
 			superseded.Err = checked
 			return superseded
 		}
-		return j.interpretError(ctx, "append", err, []journal.Event{ev})
+		return j.interpretError(ctx, "append", err, []journal.Event{*ev})
 	}
 	if tag.RowsAffected() == 0 {
 		return superseded
@@ -117,10 +134,10 @@ const supersededMark = "offsetstore: stream ahead, highest "
 // insertNext runs AppendNext's statements. checked is the check's error
 // when the check refused the event (the stream is ahead); err is then not
 // nil too.
-func (j *Journal) insertNext(ctx context.Context, ev *journal.Event, r *appendRule) (tag pgconn.CommandTag, checked, err error) {
-	b, ok := j.db.(batcher)
+func (j *Journal) insertNext(ctx context.Context, db DBTX, own TxBeginner, ev *journal.Event, r *appendRule) (tag pgconn.CommandTag, checked, err error) {
+	b, ok := db.(batcher)
 	if !ok {
-		tag, err = j.insertOne(ctx, r.alone, ev)
+		tag, err = j.insertOne(ctx, db, r.alone, ev)
 		return tag, nil, err
 	}
 	tags := ev.Tags
@@ -140,16 +157,16 @@ func (j *Journal) insertNext(ctx context.Context, ev *journal.Event, r *appendRu
 		return tag, nil, err
 	}
 	var isolation string
-	if err := j.db.QueryRow(ctx, sqlIsolation).Scan(&isolation); err != nil {
+	if err := db.QueryRow(ctx, sqlIsolation).Scan(&isolation); err != nil {
 		return tag, nil, err
 	}
 	if !snapshotBeforeLock(isolation) {
 		return tag, nil, nil // the stream is ahead
 	}
-	if pool, ok := j.db.(*pgxpool.Pool); ok {
+	if own != nil {
 		// No caller's transaction to keep: write in one of READ
 		// COMMITTED, whose insert takes its snapshot after the lock.
-		tag, err = j.insertReadCommitted(ctx, pool, ev, tags, r)
+		tag, err = j.insertReadCommitted(ctx, own, ev, tags, r)
 		return tag, nil, err
 	}
 	// The checks read the transaction's snapshot, which may predate rows
@@ -169,9 +186,9 @@ func unverified(ev *journal.Event, isolation string) error {
 }
 
 // insertReadCommitted runs AppendNext's lock and insert in a READ
-// COMMITTED transaction of its own on pool.
-func (j *Journal) insertReadCommitted(ctx context.Context, pool *pgxpool.Pool, ev *journal.Event, tags []string, r *appendRule) (pgconn.CommandTag, error) {
-	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+// COMMITTED transaction of its own on db.
+func (j *Journal) insertReadCommitted(ctx context.Context, db TxBeginner, ev *journal.Event, tags []string, r *appendRule) (pgconn.CommandTag, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}

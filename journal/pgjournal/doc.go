@@ -205,6 +205,37 @@
 // stream lock among them, held until TCP keepalive gives up (hours by
 // default). The reference relay begins every PublishTx transaction so.
 //
+// # Failover
+//
+// On a primary with synchronous standbys, prepare the pool with
+// ConfigurePool (once, before pgxpool.NewWithConfig) and connect through a
+// multi-host URL with target_session_attrs=read-write. ConfigurePool
+// counts, per connection, the server's warnings that a commit's wait for
+// the standbys was cancelled (PostgreSQL then keeps the commit and reports
+// success): AppendNext on such a pool runs on one acquired connection and
+// reports a write committed so with an error matching
+// journal.ErrNotReplicated, and a Journal made on a transaction of it
+// reports its commit so (Replicated). It also closes a connection on which
+// a statement fails with 25006 (a demoted, read-only primary), so that the
+// pool connects again, to the new primary; AppendNext and ReadReplicated
+// close such a connection on any pool.
+//
+// ReadReplicated (journal.ReplicatedReader) runs a read on one connection
+// and then, when asked, confirms it on the synchronous standbys with
+//
+//	SELECT pg_logical_emit_message(true, 'offsetstore', '')
+//
+// in autocommit on that connection: a transaction with an id and a WAL
+// record of its own, whose commit waits for the standbys as the session's
+// synchronous_commit says, and so covers every row committed before it on
+// that server (a transaction with only an id, such as SELECT
+// pg_current_xact_id(), commits without waiting). It costs nothing on the
+// normal path: the offset store calls it only to settle a write whose
+// outcome was unknown. A logical decoding client sees the message (prefix
+// offsetstore, empty). WithCitus there is no confirmation: the rows live
+// on the workers, whose standbys a commit on the coordinator does not wait
+// for.
+//
 // A Journal is as safe for concurrent use as its DBTX: on a *pgxpool.Pool
 // it is; a *pgx.Conn or pgx.Tx runs one statement at a time, so the
 // caller must not use it concurrently, nor call the journal from inside a

@@ -108,7 +108,13 @@ type Journal struct {
 	copyThreshold int // events
 	copyMinBytes  int // of payload
 
-	collation collation // of persistence_id, for listings with a prefix
+	collation *collation // of persistence_id, for listings with a prefix; shared by copies
+
+	// watched is, for a Journal made on a transaction whose connection
+	// ConfigurePool prepared, that connection's state, and watchedFrom its
+	// warning count then (see Replicated).
+	watched     *connState
+	watchedFrom int64
 
 	statements
 }
@@ -167,7 +173,7 @@ func New(db DBTX, opts ...Option) *Journal {
 	if c.table == "" {
 		c.table = DefaultTable
 	}
-	j := &Journal{db: db, table: c.table, citus: c.citus, copyThreshold: defaultCopyThreshold, copyMinBytes: defaultCopyMinBytes}
+	j := &Journal{db: db, table: c.table, citus: c.citus, copyThreshold: defaultCopyThreshold, copyMinBytes: defaultCopyMinBytes, collation: &collation{}}
 	if isNil(db) {
 		j.err = &journal.InvalidArgumentError{Field: "database handle", Reason: "is nil (pass a *pgxpool.Pool, *pgx.Conn or pgx.Tx)"}
 	} else if err := ValidateTable(c.schema, c.table); err != nil {
@@ -180,6 +186,7 @@ func New(db DBTX, opts ...Option) *Journal {
 	}
 	if j.err == nil { // an invalid name runs no statement: none are built or cached
 		j.statements = *statementsFor(j.ident.Sanitize())
+		j.watch(db)
 	}
 	return j
 }
@@ -406,17 +413,17 @@ func (j *Journal) useCopy(events []journal.Event) bool {
 
 // insertOne runs sql, a single-row insert whose parameters are the
 // columns of copyColumns in order, for ev.
-func (j *Journal) insertOne(ctx context.Context, sql string, ev *journal.Event) (pgconn.CommandTag, error) {
+func (j *Journal) insertOne(ctx context.Context, db DBTX, sql string, ev *journal.Event) (pgconn.CommandTag, error) {
 	tags := ev.Tags
 	if tags == nil {
 		tags = []string{} // nil would be NULL
 	}
-	return j.db.Exec(ctx, sql, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
+	return db.Exec(ctx, sql, ev.PersistenceID, int64(ev.SequenceNr), nonNil(ev.Payload), ev.Manifest, ev.WriterUUID, tags)
 }
 
 func (j *Journal) insertEvents(ctx context.Context, events []journal.Event) error {
 	if len(events) == 1 {
-		_, err := j.insertOne(ctx, j.sqlInsertOne, &events[0])
+		_, err := j.insertOne(ctx, j.db, j.sqlInsertOne, &events[0])
 		return err
 	}
 	n := len(events)

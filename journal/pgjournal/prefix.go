@@ -83,7 +83,7 @@ type collation struct {
 // bytewise reports whether the persistence_id column of j's table orders
 // as bytes.
 func (j *Journal) bytewise(ctx context.Context) (bool, error) {
-	c := &j.collation
+	c := j.collation
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.known {
