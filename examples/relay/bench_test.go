@@ -92,7 +92,7 @@ func (c *countingRelay) stop() error {
 // of those rows). Goal: at least half the ordered SELECT's events/s.
 //
 // The relay runs with the default committer (a save every 1 000 marks,
-// at most 10 000 events unsaved) in each store mode: full (the default),
+// at most 30 000 events unsaved) in each store mode: full (the default),
 // incremental (Config.Incremental). A third, saving_apart, saves only at
 // the end: the share of the reading and publishing alone, not a
 // configuration to run.

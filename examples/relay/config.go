@@ -24,8 +24,10 @@ const (
 	DefaultSweepEvery    = 10 * time.Second
 	DefaultCloseTimeout  = 10 * time.Second
 
-	// DefaultMaxUnsavedCommits × CommitEvery is the default MaxUnsaved.
-	DefaultMaxUnsavedCommits = 10
+	// DefaultMaxUnsavedCommits × CommitEvery is the default MaxUnsaved:
+	// room for the saves of a catch-up, where a full snapshot of 100 000
+	// keys takes longer than publishing 10 000 events, without pausing.
+	DefaultMaxUnsavedCommits = 30
 	// DefaultMaxSaveFailure is the default MaxSaveFailure.
 	DefaultMaxSaveFailure = time.Minute
 )
@@ -173,7 +175,7 @@ type Config struct {
 	// few saves late; a MaxUnsaved close to CommitEvery makes pauses the
 	// usual way to save. With PublishAsync, the events in flight
 	// (MaxInFlight) come on top. Defaults to DefaultMaxUnsavedCommits ×
-	// CommitEvery (10 000).
+	// CommitEvery (30 000).
 	MaxUnsaved int
 	// MaxSaveFailure bounds how long the relay goes on without a
 	// successful save of the offsets while published events wait to be

@@ -99,7 +99,7 @@
 //     loss), even one that ignores its context; a call under way runs to
 //     its end (see Config).
 //   - Unsaved window (Publish, PublishAsync): at most Config.MaxUnsaved
-//     events (default 10 × CommitEvery = 10 000) published and not known
+//     events (default 30 × CommitEvery = 30 000) published and not known
 //     saved, plus the acks in flight (MaxInFlight); that is what the next
 //     leader publishes again after a crash. Stats.Unsaved shows it.
 //   - Saves failing or hanging: Run returns a *SaveFailureError (matching
