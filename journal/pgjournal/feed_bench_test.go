@@ -84,8 +84,29 @@ func BenchmarkAppendFeedColumn(b *testing.B) {
 			b.ReportMetric(walWith, "with-xact-id-wal-B/op")
 			b.ReportMetric(walBefore, "before-000003-wal-B/op")
 			benchratio.Print("append_feed_column_"+tc.name+"_wal_vs_before", walWith, walBefore, benchratio.Goal{})
+			if tc.n == 1000 && !tc.spread {
+				// The floor, in the same run: a raw pgx CopyFrom of the
+				// same rows into each table, what the column and its index
+				// cost any writer.
+				nsWith, nsBefore := compare(b, n, 1, rawCopySide("raw-copy-with-xact-id", withDB, n), rawCopySide("raw-copy-before-000003", beforeDB, n))
+				benchratio.Print("append_feed_column_"+tc.name+"_floor_raw_copy_vs_before", nsWith, nsBefore, benchratio.Goal{})
+			}
 		})
 	}
+}
+
+// rawCopySide copies batches of n events into one stream of db's journal
+// with a raw pgx CopyFrom (rawCopy), numbered on from batch to batch.
+func rawCopySide(name string, db *testdb.DB, n int) side {
+	events := benchEvents("raw", n, 100)
+	batch := 0
+	return side{Name: name, Op: func(ctx context.Context) error {
+		for i := range events {
+			events[i].SequenceNr = uint64(batch*n + i + 1)
+		}
+		batch++
+		return rawCopy(ctx, db, events)
+	}}
 }
 
 // BenchmarkReadFeedIdle is ReadFeed with nothing new on a journal of
