@@ -133,21 +133,7 @@ func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.log, err = os.OpenFile(filepath.Join(s.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-		return nil, err
-	}
-	// A free port can be taken by another process before postgres binds
-	// it: try a few.
-	for attempt := 1; ; attempt++ {
-		if s.Port, err = freePort(); err != nil {
-			return nil, err
-		}
-		err = s.launch(ctx)
-		if err == nil || attempt == 3 || !strings.Contains(s.logTail(), "could not bind") {
-			break
-		}
-	}
-	if err != nil {
+	if err = s.openLogAndLaunch(ctx); err != nil {
 		return nil, err
 	}
 	admin := s.url(password, "postgres")
@@ -437,5 +423,24 @@ func traversable(dir string) bool {
 			return true
 		}
 		dir = parent
+	}
+}
+
+// openLogAndLaunch opens the server's log in its data directory and
+// starts postgres on a free port. A free port can be taken by another
+// process before postgres binds it: it tries a few.
+func (s *Server) openLogAndLaunch(ctx context.Context) error {
+	var err error
+	if s.log, err = os.OpenFile(filepath.Join(s.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		if s.Port, err = freePort(); err != nil {
+			return err
+		}
+		err = s.launch(ctx)
+		if err == nil || attempt == 3 || !strings.Contains(s.logTail(), "could not bind") {
+			return err
+		}
 	}
 }

@@ -61,19 +61,7 @@ func StartStandby(ctx context.Context, primary *Server, opts ...Option) (_ *Serv
 	if err := s.basebackup(ctx, primary.Port, password); err != nil {
 		return nil, err
 	}
-	if s.log, err = os.OpenFile(filepath.Join(s.Dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-		return nil, err
-	}
-	for attempt := 1; ; attempt++ {
-		if s.Port, err = freePort(); err != nil {
-			return nil, err
-		}
-		err = s.launch(ctx)
-		if err == nil || attempt == 3 || !strings.Contains(s.logTail(), "could not bind") {
-			break
-		}
-	}
-	if err != nil {
+	if err = s.openLogAndLaunch(ctx); err != nil {
 		return nil, err
 	}
 	s.URL = s.url(password, strings.TrimPrefix(pu.Path, "/"))
