@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/outboxkit/offsetstore/journal"
@@ -21,7 +22,10 @@ import (
 // doubt (ErrInDoubt), to be settled at the next write. Decisions that
 // acknowledge nothing (fencing, a retry after a rollback) need no
 // confirmation. A journal without it (a single server, the memory
-// journal) adopts on the read alone, as before.
+// journal), or one that cannot confirm on its handle (pgjournal on a
+// transaction or on a DBTX of the caller's own: ReadReplicated refuses it
+// as an invalid argument before reading), adopts on the read alone, as
+// before.
 
 // confirmedRead runs read through the store's journal, and, when read
 // asks for it (confirm true), confirms what it read on the synchronous
@@ -44,6 +48,12 @@ func (s *Store) confirmedRead(ctx context.Context, read func(j journal.Journal) 
 	switch {
 	case err == nil:
 		return nil, nil
+	case !ran && errors.Is(err, journal.ErrInvalidArgument):
+		// The journal confirms on some handles only (pgjournal: a pool or
+		// a connection, not a transaction or a DBTX of the caller's own):
+		// on this one it cannot, so read as a journal without it does.
+		_, readErr = read(s.j)
+		return nil, readErr
 	case !ran || !asked:
 		return nil, err
 	}
