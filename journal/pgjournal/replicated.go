@@ -152,5 +152,5 @@ func (j *Journal) appendNextOn(ctx context.Context, db DBTX, conn *pgx.Conn, own
 		return fmt.Errorf("pgjournal: append persistence id %q, sequence nr %d: %w (the server committed it, and warned that it stopped waiting for the synchronous standbys)",
 			ev.PersistenceID, ev.SequenceNr, journal.ErrNotReplicated)
 	}
-	return err
+	return j.refused(ctx, db, ev, r, err)
 }
