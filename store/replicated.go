@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,8 +71,10 @@ func (s *Store) confirmedRead(ctx context.Context, read func(j journal.Journal) 
 // rows. One read and one synchronous commit, once per Open, on journals
 // that confirm (journal.ReplicatedReader) and outboxes that had rows.
 //
-// When the server's newest row is below the one Open loaded, that row is
-// gone: the write fails with ErrOpenedSnapshotLost, writing nothing. When
+// When the server's newest row is below the one Open loaded, or at its
+// number but another row (written by another writer after it was lost),
+// that row is gone: the write fails with ErrOpenedSnapshotLost, writing
+// nothing. When
 // it is above, another writer moved on, and the write fences the store as
 // usual.
 func (s *Store) confirmOpened(ctx context.Context, op string) error {
@@ -79,14 +82,14 @@ func (s *Store) confirmOpened(ctx context.Context, op string) error {
 		return nil
 	}
 	if _, ok := s.j.(journal.ReplicatedReader); !ok || s.seq == 0 {
-		s.openConfirmed = true
+		s.openConfirmed, s.opened = true, journal.Event{}
 		return nil
 	}
 	var h journal.Head
 	confirmErr, err := s.confirmedRead(ctx, func(j journal.Journal) (bool, error) {
 		var err error
 		h, err = journal.ReadHead(ctx, j, s.pid)
-		return err == nil && h.Highest == s.seq, err
+		return err == nil && h.Highest == s.seq && !s.replacedSinceOpen(h), err
 	})
 	switch {
 	case err != nil:
@@ -95,9 +98,25 @@ func (s *Store) confirmOpened(ctx context.Context, op string) error {
 		return fmt.Errorf("store: %s %q: nothing written: snapshot %d, loaded at open, is not confirmed on the synchronous standbys: %w", op, s.outbox, s.seq, confirmErr)
 	case h.Highest < s.seq:
 		return fmt.Errorf("store: %s %q: nothing written: the newest snapshot is %d, below %d loaded at open: %w", op, s.outbox, h.Highest, s.seq, ErrOpenedSnapshotLost)
+	case h.Highest == s.seq && s.replacedSinceOpen(h):
+		// The same number, another row: the one loaded was lost, and a
+		// writer wrote that number again since.
+		return fmt.Errorf("store: %s %q: nothing written: snapshot %d is not the row loaded at open (another writer's, %q, written after it was lost): %w", op, s.outbox, s.seq, h.Last.WriterUUID, ErrOpenedSnapshotLost)
 	}
-	s.openConfirmed = true
+	s.openConfirmed, s.opened = true, journal.Event{}
 	return nil
+}
+
+// replacedSinceOpen reports whether h's newest live row is another row
+// than the one Open loaded, at its number or above (a live row where Open
+// loaded none): written after the one loaded was lost. A newest live row
+// below it (the one loaded was marked deleted since) is not.
+func (s *Store) replacedSinceOpen(h journal.Head) bool {
+	o := &s.opened
+	if !h.HasLast || h.Last.SequenceNr < o.SequenceNr {
+		return false
+	}
+	return o.SequenceNr == 0 || h.Last.SequenceNr != o.SequenceNr || h.Last.WriterUUID != o.WriterUUID || !bytes.Equal(h.Last.Payload, o.Payload)
 }
 
 // notConfirmed is the error of an adoption whose confirmation failed: the
