@@ -33,7 +33,9 @@ type ReplicatedReader interface {
 	// or another (the connection lost, ctx done) when the outcome is
 	// unknown; or nil. With confirm false nothing more is done. Where no
 	// synchronous standby is configured, the confirmation returns at once.
-	// The journal given to read is valid only during the call.
+	// The journal given to read is valid only during the call. A journal
+	// that cannot confirm on the handle it was made on fails with an
+	// error matching ErrInvalidArgument without calling read.
 	ReadReplicated(ctx context.Context, read func(j Journal) (confirm bool, err error)) error
 }
 

@@ -77,6 +77,18 @@ func (s *Store) resolveConflict(ctx context.Context, op string, w *write, cause 
 			headErr = err
 		case rolledBack && h.Highest < seq:
 			return false, fmt.Errorf("store: %s %q: snapshot %d: nothing written; the call may be retried: %w", op, s.outbox, seq, cause)
+		case h.Highest < seq && w.kind == RowDelta:
+			// Refused, yet the stream ends below the delta: its base is
+			// missing, and the journal could not tell (AppendSuccessor,
+			// whose read after the refusal failed). No writer is ahead.
+			bm := &journal.BaseMissingError{PersistenceID: s.pid, SequenceNr: seq, Highest: h.Highest}
+			s.baseMissing(ctx, op, bm)
+			return false, fmt.Errorf("store: %s %q: snapshot %d: %w; nothing written, the next write is a full snapshot (the refusal: %v)", op, s.outbox, seq, bm, cause)
+		case h.Highest < seq:
+			// Refused, yet nothing is at or above seq now: the rows that
+			// refused it are gone (lost under the store). No writer is
+			// ahead.
+			return false, fmt.Errorf("store: %s %q: snapshot %d: refused (%v), but the stream's head is %d: nothing written; the call may be retried", op, s.outbox, seq, cause, h.Highest)
 		case h.HasLast:
 			f.SequenceNr, f.Writer = h.Last.SequenceNr, h.Last.WriterUUID
 		case h.Highest > 0:

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/outboxkit/offsetstore/journal"
@@ -21,7 +23,10 @@ import (
 // doubt (ErrInDoubt), to be settled at the next write. Decisions that
 // acknowledge nothing (fencing, a retry after a rollback) need no
 // confirmation. A journal without it (a single server, the memory
-// journal) adopts on the read alone, as before.
+// journal), or one that cannot confirm on its handle (pgjournal on a
+// transaction or on a DBTX of the caller's own: ReadReplicated refuses it
+// as an invalid argument before reading), adopts on the read alone, as
+// before.
 
 // confirmedRead runs read through the store's journal, and, when read
 // asks for it (confirm true), confirms what it read on the synchronous
@@ -44,6 +49,12 @@ func (s *Store) confirmedRead(ctx context.Context, read func(j journal.Journal) 
 	switch {
 	case err == nil:
 		return nil, nil
+	case !ran && errors.Is(err, journal.ErrInvalidArgument):
+		// The journal confirms on some handles only (pgjournal: a pool or
+		// a connection, not a transaction or a DBTX of the caller's own):
+		// on this one it cannot, so read as a journal without it does.
+		_, readErr = read(s.j)
+		return nil, readErr
 	case !ran || !asked:
 		return nil, err
 	}
@@ -60,8 +71,10 @@ func (s *Store) confirmedRead(ctx context.Context, read func(j journal.Journal) 
 // rows. One read and one synchronous commit, once per Open, on journals
 // that confirm (journal.ReplicatedReader) and outboxes that had rows.
 //
-// When the server's newest row is below the one Open loaded, that row is
-// gone: the write fails with ErrOpenedSnapshotLost, writing nothing. When
+// When the server's newest row is below the one Open loaded, or at its
+// number but another row (written by another writer after it was lost),
+// that row is gone: the write fails with ErrOpenedSnapshotLost, writing
+// nothing. When
 // it is above, another writer moved on, and the write fences the store as
 // usual.
 func (s *Store) confirmOpened(ctx context.Context, op string) error {
@@ -69,14 +82,14 @@ func (s *Store) confirmOpened(ctx context.Context, op string) error {
 		return nil
 	}
 	if _, ok := s.j.(journal.ReplicatedReader); !ok || s.seq == 0 {
-		s.openConfirmed = true
+		s.openConfirmed, s.opened = true, journal.Event{}
 		return nil
 	}
 	var h journal.Head
 	confirmErr, err := s.confirmedRead(ctx, func(j journal.Journal) (bool, error) {
 		var err error
 		h, err = journal.ReadHead(ctx, j, s.pid)
-		return err == nil && h.Highest == s.seq, err
+		return err == nil && h.Highest == s.seq && !s.replacedSinceOpen(h), err
 	})
 	switch {
 	case err != nil:
@@ -85,9 +98,25 @@ func (s *Store) confirmOpened(ctx context.Context, op string) error {
 		return fmt.Errorf("store: %s %q: nothing written: snapshot %d, loaded at open, is not confirmed on the synchronous standbys: %w", op, s.outbox, s.seq, confirmErr)
 	case h.Highest < s.seq:
 		return fmt.Errorf("store: %s %q: nothing written: the newest snapshot is %d, below %d loaded at open: %w", op, s.outbox, h.Highest, s.seq, ErrOpenedSnapshotLost)
+	case h.Highest == s.seq && s.replacedSinceOpen(h):
+		// The same number, another row: the one loaded was lost, and a
+		// writer wrote that number again since.
+		return fmt.Errorf("store: %s %q: nothing written: snapshot %d is not the row loaded at open (another writer's, %q, written after it was lost): %w", op, s.outbox, s.seq, h.Last.WriterUUID, ErrOpenedSnapshotLost)
 	}
-	s.openConfirmed = true
+	s.openConfirmed, s.opened = true, journal.Event{}
 	return nil
+}
+
+// replacedSinceOpen reports whether h's newest live row is another row
+// than the one Open loaded, at its number or above (a live row where Open
+// loaded none): written after the one loaded was lost. A newest live row
+// below it (the one loaded was marked deleted since) is not.
+func (s *Store) replacedSinceOpen(h journal.Head) bool {
+	o := &s.opened
+	if !h.HasLast || h.Last.SequenceNr < o.SequenceNr {
+		return false
+	}
+	return o.SequenceNr == 0 || h.Last.SequenceNr != o.SequenceNr || h.Last.WriterUUID != o.WriterUUID || !bytes.Equal(h.Last.Payload, o.Payload)
 }
 
 // notConfirmed is the error of an adoption whose confirmation failed: the

@@ -141,6 +141,7 @@ func (s *Store) loadChain(c journal.Chain) error {
 	}
 	s.st = st
 	s.info = rowInfo(last)
+	s.opened = journal.Event{SequenceNr: last.SequenceNr, WriterUUID: last.WriterUUID, Payload: last.Payload}
 	return nil
 }
 

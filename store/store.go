@@ -68,6 +68,12 @@ type Store struct {
 	// openConfirmed: what Open loaded is known to be on the synchronous
 	// standbys of the server writes go to (see confirmOpened).
 	openConfirmed bool
+	// opened is the newest row Open loaded (SequenceNr 0 for none), until
+	// confirmOpened has compared it with the server's: a row at the same
+	// number may be another writer's, written after the one loaded was
+	// lost. Its payload is the loaded row's (a full snapshot's is kept as
+	// the state's template anyway).
+	opened journal.Event
 
 	// mu guards what readers see; only writers holding sem change it.
 	mu  sync.RWMutex

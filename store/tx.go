@@ -206,6 +206,9 @@ func (s *Store) txAppendFailed(ctx context.Context, op string, w *write, err err
 	}
 	before := s.seq
 	if _, rerr := s.resolveConflict(ctx, op, w, err); rerr != nil {
+		if errors.Is(rerr, journal.ErrBaseMissing) {
+			return fmt.Errorf("%w: %w", rerr, errRetryAsFull)
+		}
 		return rerr
 	}
 	if s.seq == before {

@@ -62,6 +62,12 @@ func (s *Store) change(ctx context.Context, op string, named int, build func(e e
 			continue
 		}
 		retry, err := s.settle(ctx, op, w, appendErr)
+		if errors.Is(err, journal.ErrBaseMissing) && w.kind == RowDelta && s.forceFull {
+			// As above, found only by reading the stream after a refusal
+			// the journal could not tell apart (see resolveConflict).
+			attempt--
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -19,9 +19,12 @@ import (
 // (store.ErrOpenedSnapshotLost). Run then stands by and takes the
 // leadership again, on the server the pool reaches by then (the new
 // primary, through a multi-host URL with target_session_attrs=read-write),
-// and opens the store again there, instead of returning.
+// and opens the store again there, instead of returning. Saves that
+// failed for Config.MaxSaveFailure (ErrSaveFailing) are not a lost server,
+// whatever their last error: that bound is the caller's, and leading
+// again would start it anew.
 func serverLost(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, ErrSaveFailing) {
 		return false
 	}
 	var ce *pgconn.ConnectError

@@ -45,15 +45,26 @@ func (j *Journal) AppendNext(ctx context.Context, ev journal.Event) error {
 // AppendSuccessor implements journal.SuccessorAppender: AppendNext with
 // one more condition in the same statement, that the row before the event
 // is the stream's newest and live (one more index probe). When the event
-// is refused, one more read tells a stream ahead (a conflict) from one
-// behind (journal.ErrBaseMissing).
+// is refused, one more read, on the same connection where the handle has
+// one (a pool's is kept for it: the same server), tells a stream ahead (a
+// conflict) from one behind (journal.ErrBaseMissing). When that read
+// fails (in a caller's transaction that the refusal aborted, WithCitus,
+// it cannot run), the refusal is reported as a conflict, wrapping the
+// read's error: the caller reads the stream outside to tell.
 func (j *Journal) AppendSuccessor(ctx context.Context, ev journal.Event) error {
-	err := j.appendWith(ctx, ev, j.succRule())
+	return j.appendWith(ctx, ev, j.succRule())
+}
+
+// whyRefused tells, after the successor ev was refused with err (a
+// superseded conflict), a stream ahead (err) from one behind
+// (*journal.BaseMissingError), reading the stream's highest sequence
+// number through db. Any other err is returned as it is.
+func (j *Journal) whyRefused(ctx context.Context, db DBTX, ev *journal.Event, err error) error {
 	var ce *journal.ConflictError
 	if !errors.As(err, &ce) || !ce.Superseded {
 		return err
 	}
-	highest, herr := j.HighestSequenceNr(ctx, ev.PersistenceID)
+	highest, herr := j.highestOn(ctx, db, ev.PersistenceID)
 	if herr != nil {
 		return fmt.Errorf("%w (refused; reading the stream's highest sequence number to tell why: %w)", err, herr)
 	}
@@ -87,7 +98,16 @@ func (j *Journal) appendWith(ctx context.Context, ev journal.Event, r *appendRul
 	case *pgx.Conn:
 		return j.appendNextOn(ctx, db, db, false, &ev, r)
 	}
-	return j.appendNext(ctx, j.db, nil, &ev, r)
+	return j.refused(ctx, j.db, &ev, r, j.appendNext(ctx, j.db, nil, &ev, r))
+}
+
+// refused is err, the outcome of appending ev by rule r through db, told
+// apart by whyRefused for a successor.
+func (j *Journal) refused(ctx context.Context, db DBTX, ev *journal.Event, r *appendRule, err error) error {
+	if r != &j.succ || err == nil {
+		return err
+	}
+	return j.whyRefused(ctx, db, ev, err)
 }
 
 // appendNext is a conditional append by rule r through db; own, when not

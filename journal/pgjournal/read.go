@@ -71,8 +71,13 @@ func (j *Journal) HighestSequenceNr(ctx context.Context, persistenceID string) (
 	if err := j.check(persistenceID); err != nil {
 		return 0, err
 	}
+	return j.highestOn(ctx, j.db, persistenceID)
+}
+
+// highestOn is HighestSequenceNr through db.
+func (j *Journal) highestOn(ctx context.Context, db DBTX, persistenceID string) (uint64, error) {
 	var highest int64
-	if err := j.db.QueryRow(ctx, j.sqlHighest, persistenceID).Scan(&highest); err != nil {
+	if err := db.QueryRow(ctx, j.sqlHighest, persistenceID).Scan(&highest); err != nil {
 		return 0, j.interpretError(ctx, "highest sequence nr", err, nil)
 	}
 	return uint64(highest), nil

@@ -31,9 +31,11 @@ const sqlConfirm = `SELECT pg_logical_emit_message(true, 'offsetstore', '')`
 
 // ReadReplicated implements journal.ReplicatedReader. On a pool it
 // acquires one connection and runs read with a Journal bound to it; on a
-// *pgx.Conn it uses that connection, which must not be inside a
-// transaction. Given a pgx.Tx (whose rows are not committed) it fails with
-// an error matching journal.ErrInvalidArgument.
+// *pgx.Conn or a *pgxpool.Conn it uses that connection, which must not be
+// inside a transaction. Given a pgx.Tx (whose rows are not committed) or
+// a DBTX of the caller's own, it fails with an error matching
+// journal.ErrInvalidArgument, before calling read (the offset store then
+// reads without confirming).
 //
 // The confirmation, when read returns true, is one more statement on the
 // same connection (sqlConfirm): its commit waits for the synchronous
@@ -61,11 +63,13 @@ func (j *Journal) ReadReplicated(ctx context.Context, read func(j journal.Journa
 		err = j.readReplicated(ctx, c.Conn(), read)
 		release(c, err)
 		return err
+	case *pgxpool.Conn:
+		return j.readReplicated(ctx, db.Conn(), read)
 	case *pgx.Conn:
 		return j.readReplicated(ctx, db, read)
 	}
 	return &journal.InvalidArgumentError{Field: "database handle",
-		Reason: fmt.Sprintf("ReadReplicated needs a *pgxpool.Pool or a *pgx.Conn outside a transaction, not %T", j.db)}
+		Reason: fmt.Sprintf("ReadReplicated needs a *pgxpool.Pool, a *pgxpool.Conn or a *pgx.Conn outside a transaction, not %T", j.db)}
 }
 
 func (j *Journal) readReplicated(ctx context.Context, conn *pgx.Conn, read func(j journal.Journal) (bool, error)) error {
@@ -148,5 +152,5 @@ func (j *Journal) appendNextOn(ctx context.Context, db DBTX, conn *pgx.Conn, own
 		return fmt.Errorf("pgjournal: append persistence id %q, sequence nr %d: %w (the server committed it, and warned that it stopped waiting for the synchronous standbys)",
 			ev.PersistenceID, ev.SequenceNr, journal.ErrNotReplicated)
 	}
-	return err
+	return j.refused(ctx, db, ev, r, err)
 }
