@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/outboxkit/offsetstore/codec"
 	"github.com/outboxkit/offsetstore/journal/pgjournal"
 	"github.com/outboxkit/offsetstore/store"
 )
@@ -284,48 +286,105 @@ func TestParseOffsetsFile(t *testing.T) {
 }
 
 // TestFencedWhileWriting makes another writer win the next snapshot
-// between the CLI's open and its write, as the journal reports it: a
-// unique violation on insert (raised here by a trigger for the CLI's
-// rows only).
+// between the CLI's open and its write: the CLI's insert of that snapshot
+// is held (by a trigger waiting for a lock the test holds) after its check
+// found the number free, another writer commits the row at that number,
+// and the held insert then meets it (a unique violation), as two writers
+// racing on a journal do.
 func TestFencedWhileWriting(t *testing.T) {
 	t.Parallel()
-	raceOn := func(t *testing.T, f *fixture, seq int) {
+	const seq = 6
+	// race runs the command line with its insert of snapshot seq held
+	// until another writer has written that snapshot, and returns the
+	// command's result.
+	race := func(t *testing.T, f *fixture, c cli, args ...string) result {
 		t.Helper()
-		if _, err := f.db.Pool.Exec(t.Context(), `
+		ctx := t.Context()
+		if _, err := f.db.Pool.Exec(ctx, `
 CREATE FUNCTION race() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.writer_uuid LIKE 'operator:offsetstore:%' AND NEW.sequence_nr = `+strconv.Itoa(seq)+` THEN
-    RAISE unique_violation USING MESSAGE = 'duplicate key value violates unique constraint "journal_pkey"', CONSTRAINT = 'journal_pkey';
+    PERFORM pg_advisory_xact_lock(724201);
   END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER race BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION race();`); err != nil {
 			t.Fatal(err)
 		}
+		holder, err := f.db.Pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer holder.Release()
+		if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock(724201)`); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan result, 1)
+		go func() { done <- c.run(t, args...) }()
+		// Once the CLI's insert waits for the lock, another writer takes
+		// the number.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var waiting bool
+			if err := f.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 724201 AND NOT granted)`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting {
+				break
+			}
+			select {
+			case r := <-done:
+				t.Fatalf("the command ended before its insert was held: %d\n%s", r.code, r.stderr)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the command's insert never reached the trigger")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		payload, err := codec.Encode(map[string]uint64{"order-1": 99})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.db.Pool.Exec(ctx, `INSERT INTO journal (persistence_id, sequence_nr, payload, manifest, writer_uuid, tags)
+			VALUES ('outbox::orders::offsets', $1, $2, $3, 'another-relay', $4)`, seq, payload, codec.Manifest, []string{store.Tag}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock(724201)`); err != nil {
+			t.Fatal(err)
+		}
+		return <-done
+	}
+	// operatorRows counts the CLI's rows at seq.
+	operatorRows := func(t *testing.T, f *fixture) int {
+		t.Helper()
+		var n int
+		if err := f.db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM journal WHERE writer_uuid LIKE 'operator:offsetstore:%' AND sequence_nr >= $1`, seq).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 	t.Run("nothing written", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		raceOn(t, f, 6)
 		before := f.rows(t)
-		r := runCLI(t, f.args("rewind", "orders", "order-1=1", "--apply", "--if-seq", "5")...)
+		r := race(t, f, cli{}, f.args("rewind", "orders", "order-1=1", "--apply", "--if-seq", "5")...)
 		r.wantFailure(t, exitConflict, "fenced")
 		if !strings.Contains(r.stderr, "another writer wrote snapshot 6 first; nothing written") {
 			t.Errorf("stderr: %s", r.stderr)
 		}
-		if f.rows(t) != before {
-			t.Fatal("a fenced write wrote")
+		if n := operatorRows(t, f); n != 0 || f.rows(t) != before+1 {
+			t.Fatalf("a fenced write wrote: %d rows of the CLI, %d rows (before %d, plus the other writer's)", n, f.rows(t), before)
 		}
 	})
 	t.Run("replace is atomic", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		raceOn(t, f, 6)
 		before := f.rows(t)
-		r := cli{stdin: `{"order-1": 1}`}.run(t, f.args("import", "orders", "-", "--replace", "--apply")...)
+		r := race(t, f, cli{stdin: `{"order-1": 1}`}, f.args("import", "orders", "-", "--replace", "--apply")...)
 		r.wantFailure(t, exitConflict, "another writer wrote snapshot 6 first; nothing written")
-		if f.rows(t) != before {
-			t.Fatal("a fenced import --replace wrote part of its change")
+		if n := operatorRows(t, f); n != 0 || f.rows(t) != before+1 {
+			t.Fatalf("a fenced import --replace wrote part of its change: %d rows of the CLI, %d rows (before %d, plus the other writer's)", n, f.rows(t), before)
 		}
 	})
 }
