@@ -89,7 +89,10 @@ type Config struct {
 	// not wait that long between statements), or silent at the TCP level
 	// for about d; a lock wait longer than 2d (lock_timeout, SQLSTATE
 	// 55P03, in PublishTx's statements too) rolls the transaction back
-	// and the relay runs it again, counted in Stats.SaveErrors, until
+	// and the relay runs it again, counted in Stats.SaveErrors, as it does
+	// a transaction the server ended for its idleness (SQLSTATE 25P03:
+	// the offsets' save waited longer than d, for a synchronous standby
+	// that was not back yet after a failover, say), until
 	// MaxSaveFailure has passed without a commit (Run then returns a
 	// *SaveFailureError). A SET LOCAL in PublishTx overrides them.
 	PublishTx func(ctx context.Context, tx pgx.Tx, events []journal.Event) error

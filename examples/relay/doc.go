@@ -66,7 +66,9 @@
 //     goes on from the offsets, or the second one commits the batch. When
 //     the run again is in doubt too (the first commit found, but not yet
 //     confirmed on the synchronous standbys, which may be down), it runs
-//     again until Config.MaxSaveFailure, as after a lock timeout.
+//     again until Config.MaxSaveFailure, as after a lock timeout or a
+//     transaction the server ended for sitting idle (its save waited
+//     longer than the session timeout for a standby not back yet).
 //   - The database goes away under the leadership (a connection that
 //     fails or cannot be opened, a session the server ends, a server that
 //     refuses writes with SQLSTATE 25006, as a demoted primary does): the

@@ -44,10 +44,22 @@ func lockTimedOut(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.LockNotAvailable
 }
 
-// txRetry runs a transaction of the tx sink again after a lock timeout,
-// or after a commit still in doubt when run again (store.ErrInDoubt: its
-// reply lost, and the earlier commit not yet confirmed on the synchronous
-// standbys, which may be down), until one commits or no commit has
+// idleTimedOut reports whether err is the end of the transaction's session
+// by idle_in_transaction_session_timeout (SQLSTATE 25P03): the transaction
+// sat idle for the lease's session timeout, its COMMIT not yet sent (the
+// store's save in it waited on another connection, for a synchronous
+// standby not back yet after a failover, say), and was rolled back whole.
+// The pool replaces the connection.
+func idleTimedOut(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.IdleInTransactionSessionTimeout
+}
+
+// txRetry runs a transaction of the tx sink again after a lock timeout or
+// an idle timeout (both roll it back whole), or after a commit still in
+// doubt when run again (store.ErrInDoubt: its reply lost, and the earlier
+// commit not yet confirmed on the synchronous standbys, which may be
+// down), until one commits or no commit has
 // succeeded for Config.MaxSaveFailure. It reports the failures through the
 // relay's logger and Stats, as the window does for a committer's saves.
 type txRetry struct {
@@ -55,12 +67,13 @@ type txRetry struct {
 	since time.Time // when the failing series began; zero while commits succeed
 }
 
-// run calls attempt until it returns anything but a lock timeout.
+// run calls attempt until it returns anything but a lock timeout, an idle
+// timeout or a commit in doubt.
 func (t *txRetry) run(ctx context.Context, attempt func() (uint64, error)) (uint64, error) {
 	for {
 		began := time.Now()
 		done, err := attempt()
-		if !(lockTimedOut(err) || errors.Is(err, store.ErrInDoubt)) || ctx.Err() != nil {
+		if !(lockTimedOut(err) || idleTimedOut(err) || errors.Is(err, store.ErrInDoubt)) || ctx.Err() != nil {
 			if err == nil && !t.since.IsZero() {
 				t.since = time.Time{}
 				t.r.setLastSaveError(nil)
@@ -72,7 +85,7 @@ func (t *txRetry) run(ctx context.Context, attempt func() (uint64, error)) (uint
 		t.r.setLastSaveError(err)
 		if t.since.IsZero() {
 			t.since = began
-			t.r.log.Warn("relay: a transaction waited too long for a lock, or its commit is in doubt; it runs again",
+			t.r.log.Warn("relay: a transaction waited too long for a lock, sat idle too long, or its commit is in doubt; it runs again",
 				"outbox", t.r.cfg.Outbox, "err", err, "max_save_failure", t.r.cfg.MaxSaveFailure)
 		}
 		if now := time.Now(); now.Sub(t.since) > t.r.cfg.MaxSaveFailure {
