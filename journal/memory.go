@@ -191,22 +191,33 @@ func (m *Memory) Replay(ctx context.Context, persistenceID string, fromSeq, toSe
 		if limit == 0 || from > to {
 			return
 		}
-		for _, ev := range m.snapshot(persistenceID, from, to) {
-			if ev.Deleted {
-				continue
-			}
-			if err := ctx.Err(); err != nil {
-				yield(Event{}, err)
-				return
-			}
-			if !yield(copyEvent(ev), nil) {
-				return
-			}
-			if limit--; limit == 0 {
-				return
-			}
+		m.yieldLive(ctx, persistenceID, from, to, limit, yield)
+	}
+}
+
+// yieldLive yields copies of the live events of pid with from <=
+// SequenceNr <= to, at most limit of them (limit > 0), from a snapshot
+// (see snapshot), checking ctx before each. It returns how many it
+// yielded, and false when the caller must stop: yield refused an event,
+// or ctx ended (its error yielded).
+func (m *Memory) yieldLive(ctx context.Context, pid string, from, to, limit uint64, yield func(Event, error) bool) (uint64, bool) {
+	var n uint64
+	for _, ev := range m.snapshot(pid, from, to) {
+		if ev.Deleted {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			yield(Event{}, err)
+			return n, false
+		}
+		if !yield(copyEvent(ev), nil) {
+			return n, false
+		}
+		if n++; n == limit {
+			break
 		}
 	}
+	return n, true
 }
 
 // snapshot returns the stored events of pid with from <= SequenceNr <= to.

@@ -26,29 +26,17 @@ func (m *Memory) ReadStreams(ctx context.Context, from []Position, opts ReadStre
 			yield(Event{}, err)
 			return
 		}
-		total := opts.Total
+		total := uint64(opts.Total)
 		for _, p := range from {
 			if p.SequenceNr >= MaxSequenceNr {
 				continue
 			}
-			n := 0
-			for _, ev := range m.snapshot(p.PersistenceID, p.SequenceNr+1, MaxSequenceNr) {
-				if ev.Deleted {
-					continue
-				}
-				if err := ctx.Err(); err != nil {
-					yield(Event{}, err)
-					return
-				}
-				if !yield(copyEvent(ev), nil) {
-					return
-				}
-				if total--; total == 0 {
-					return
-				}
-				if n++; n == opts.PerStream {
-					break
-				}
+			n, ok := m.yieldLive(ctx, p.PersistenceID, p.SequenceNr+1, MaxSequenceNr, min(total, uint64(opts.PerStream)), yield)
+			if !ok {
+				return
+			}
+			if total -= n; total == 0 {
+				return
 			}
 		}
 	}
@@ -80,7 +68,7 @@ func (m *Memory) Scan(ctx context.Context, opts ScanOptions) iter.Seq2[Event, er
 		}
 		m.mu.RUnlock()
 		slices.Sort(ids)
-		left := opts.Limit
+		left := uint64(opts.Limit)
 		for _, pid := range ids {
 			after := uint64(0)
 			if pid == opts.After.PersistenceID {
@@ -89,20 +77,12 @@ func (m *Memory) Scan(ctx context.Context, opts ScanOptions) iter.Seq2[Event, er
 			if after >= MaxSequenceNr {
 				continue
 			}
-			for _, ev := range m.snapshot(pid, after+1, MaxSequenceNr) {
-				if ev.Deleted {
-					continue
-				}
-				if err := ctx.Err(); err != nil {
-					yield(Event{}, err)
-					return
-				}
-				if !yield(copyEvent(ev), nil) {
-					return
-				}
-				if left--; left == 0 {
-					return
-				}
+			n, ok := m.yieldLive(ctx, pid, after+1, MaxSequenceNr, left, yield)
+			if !ok {
+				return
+			}
+			if left -= n; left == 0 {
+				return
 			}
 		}
 	}
