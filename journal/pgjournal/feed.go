@@ -144,13 +144,7 @@ const sqlSnapshot = `SELECT pg_current_snapshot()::text`
 // plans as index scans also for a generic plan, where an OR of the two
 // would lead it to a sequential scan.
 func feedSQL(t string, from, exclude bool) string {
-	filter, prefix := ``, `$3`
-	if from {
-		prefix = `$1`
-	}
-	if exclude {
-		filter = ` AND NOT starts_with(persistence_id, ` + prefix + `::text)`
-	}
+	filter := excludeFilter(from, exclude, `$3`)
 	rows := `SELECT persistence_id, sequence_nr FROM ` + t + ` WHERE true` + filter
 	if !from {
 		rows = `SELECT persistence_id, sequence_nr FROM ` + t + `
@@ -167,6 +161,19 @@ UNION ALL
   GROUP BY persistence_id)`
 }
 
+// excludeFilter is the prefix filter of a feed's read when exclude is
+// set: the prefix is its only parameter, $1, without a previous cursor
+// (from), else param.
+func excludeFilter(from, exclude bool, param string) string {
+	if !exclude {
+		return ``
+	}
+	if from {
+		param = `$1`
+	}
+	return ` AND NOT starts_with(persistence_id, ` + param + `::text)`
+}
+
 // feedCitusSQL is the read of ReadFeed WithCitus, pushed down to the
 // shards, once the coordinator's snapshot cur was taken: the rows of the
 // transactions cur sees committed ($4, tested on the workers, whose own
@@ -175,13 +182,7 @@ UNION ALL
 // cur sees ended). from: no previous cursor (every row). Exclude adds
 // the prefix filter as the last parameter.
 func feedCitusSQL(t string, from, exclude bool) string {
-	filter, prefix := ``, `$5`
-	if from {
-		prefix = `$1`
-	}
-	if exclude {
-		filter = ` AND NOT starts_with(persistence_id, ` + prefix + `::text)`
-	}
+	filter := excludeFilter(from, exclude, `$5`)
 	rows := `SELECT persistence_id, sequence_nr FROM ` + t + ` WHERE true` + filter
 	if !from {
 		rows = `SELECT persistence_id, sequence_nr FROM ` + t + `

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/outboxkit/offsetstore/journal"
 )
 
@@ -153,18 +151,5 @@ func (j *Journal) prefixedIDs(ctx context.Context, opts journal.ListOptions) ([]
 		args = append(args, opts.ExcludePrefix)
 	}
 	args = append(args, int64(opts.Limit))
-	rows, err := j.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, j.interpretError(ctx, "list persistence ids", err, nil)
-	}
-	ids := make([]string, 0, min(opts.Limit, 1024))
-	var pid string
-	_, err = pgx.ForEachRow(rows, []any{&pid}, func() error {
-		ids = append(ids, pid)
-		return nil
-	})
-	if err != nil {
-		return nil, j.interpretError(ctx, "list persistence ids", err, nil)
-	}
-	return ids, nil
+	return j.queryIDs(ctx, sql, opts.Limit, args...)
 }

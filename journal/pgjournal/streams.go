@@ -110,11 +110,17 @@ func (j *Journal) PersistenceIDs(ctx context.Context, opts journal.ListOptions) 
 	if opts.ExcludePrefix != "" {
 		args = []any{opts.After, opts.ExcludePrefix, int64(opts.Limit)}
 	}
+	return j.queryIDs(ctx, sql, opts.Limit, args...)
+}
+
+// queryIDs runs sql, a listing of persistence ids of at most limit rows,
+// and collects them.
+func (j *Journal) queryIDs(ctx context.Context, sql string, limit int, args ...any) ([]string, error) {
 	rows, err := j.db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, j.interpretError(ctx, "list persistence ids", err, nil)
 	}
-	ids := make([]string, 0, min(opts.Limit, 1024))
+	ids := make([]string, 0, min(limit, 1024))
 	var pid string
 	_, err = pgx.ForEachRow(rows, []any{&pid}, func() error {
 		ids = append(ids, pid)
