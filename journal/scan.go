@@ -2,7 +2,6 @@ package journal
 
 import (
 	"context"
-	"fmt"
 	"iter"
 )
 
@@ -52,13 +51,9 @@ type Scanner interface {
 // them with the default limit filled in. The error matches
 // ErrInvalidArgument.
 func ValidateScanOptions(opts ScanOptions) (ScanOptions, error) {
-	switch {
-	case opts.Limit < 0:
-		return opts, &InvalidArgumentError{Field: "scan limit", Reason: fmt.Sprintf("is negative (%d)", opts.Limit)}
-	case opts.Limit > MaxReadTotal:
-		return opts, &InvalidArgumentError{Field: "scan limit", Reason: fmt.Sprintf("is %d, over the limit of %d (MaxReadTotal)", opts.Limit, MaxReadTotal)}
-	case opts.Limit == 0:
-		opts.Limit = DefaultScanLimit
+	var err error
+	if opts.Limit, err = readBound("scan limit", opts.Limit, DefaultScanLimit); err != nil {
+		return opts, err
 	}
 	if opts.After.PersistenceID != "" {
 		if err := ValidatePersistenceID(opts.After.PersistenceID); err != nil {
