@@ -58,11 +58,18 @@ func (l *logs) find(level slog.Level, msg string) (string, bool) {
 // are not affected.
 func refuseOffsets(t *testing.T, db *testdb.DB) {
 	t.Helper()
+	refuseOffsetsWith(t, db, "disk_full", "test: no space left for the offsets")
+}
+
+// refuseOffsetsWith makes every insert of an outbox's offsets fail with
+// the condition named code (a PL/pgSQL condition name) and message.
+func refuseOffsetsWith(t *testing.T, db *testdb.DB, code, message string) {
+	t.Helper()
 	_, err := db.Pool.Exec(t.Context(), `
 CREATE FUNCTION refuse_offsets() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF starts_with(NEW.persistence_id, 'outbox::') THEN
-    RAISE EXCEPTION 'test: no space left for the offsets' USING ERRCODE = 'disk_full';
+    RAISE EXCEPTION '`+message+`' USING ERRCODE = '`+code+`';
   END IF;
   RETURN NEW;
 END $$;

@@ -22,18 +22,7 @@ func TestSaveFailureBoundsServerLost(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	appendEvents(t, pgjournal.New(db.Pool), map[string]uint64{}, streams("ro", 5), 1, 50)
-	_, err := db.Pool.Exec(t.Context(), `
-CREATE FUNCTION refuse_offsets_ro() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF starts_with(NEW.persistence_id, 'outbox::') THEN
-    RAISE EXCEPTION 'test: cannot execute INSERT in a read-only transaction' USING ERRCODE = 'read_only_sql_transaction';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_offsets_ro BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_offsets_ro();`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	refuseOffsetsWith(t, db, "read_only_sql_transaction", "test: cannot execute INSERT in a read-only transaction")
 	const (
 		maxFailure = time.Second
 		closeAfter = 200 * time.Millisecond
