@@ -53,18 +53,19 @@ func (s *Store) change(ctx context.Context, op string, named int, build func(e e
 		}
 		o.sending(w)
 		appendErr := s.appendTo(ctx, s.j, s.next, w)
-		if errors.Is(appendErr, journal.ErrBaseMissing) && !s.forceFull {
-			// Nothing written: the journal lacks the row the delta builds
-			// on. The store's offsets are what was acknowledged: write
-			// them, changed, as a full snapshot.
+		var retry bool
+		if errors.Is(appendErr, journal.ErrBaseMissing) && w.kind == RowDelta {
 			s.baseMissing(ctx, op, appendErr)
-			attempt--
-			continue
+			err = appendErr
+		} else {
+			retry, err = s.settle(ctx, op, w, appendErr)
 		}
-		retry, err := s.settle(ctx, op, w, appendErr)
 		if errors.Is(err, journal.ErrBaseMissing) && w.kind == RowDelta && s.forceFull {
-			// As above, found only by reading the stream after a refusal
-			// the journal could not tell apart (see resolveConflict).
+			// Nothing written: the journal lacks the row the delta builds
+			// on, as the journal said, or as reading the stream after a
+			// refusal it could not tell apart found (see resolveConflict).
+			// The store's offsets are what was acknowledged: write them,
+			// changed, as a full snapshot (baseMissing set forceFull).
 			attempt--
 			continue
 		}
