@@ -24,7 +24,7 @@
 //   - StreamLister: the persistence ids in order, paged
 //     (AllPersistenceIDs iterates every page).
 //   - HighestReader: the highest sequence numbers of many streams in one
-//     round trip.
+//     round trip (ReadHighest falls back to HighestSequenceNr).
 //   - BeforeReader: the highest sequence numbers of many streams among
 //     the rows written before a point in time, for point-in-time rewinds.
 //   - LagReader: many positions compared with their streams (highest

@@ -87,24 +87,13 @@ func ReadStreamLags(ctx context.Context, j Journal, positions []Position) ([]Str
 	if err := ValidatePositions(positions); err != nil {
 		return nil, err
 	}
-	highest := make(map[string]uint64, len(positions))
-	if h, ok := j.(HighestReader); ok {
-		pids := make([]string, len(positions))
-		for i, p := range positions {
-			pids[i] = p.PersistenceID
-		}
-		var err error
-		if highest, err = h.HighestSequenceNrs(ctx, pids); err != nil {
-			return nil, err
-		}
-	} else {
-		for _, p := range positions {
-			hi, err := j.HighestSequenceNr(ctx, p.PersistenceID)
-			if err != nil {
-				return nil, err
-			}
-			highest[p.PersistenceID] = hi
-		}
+	pids := make([]string, len(positions))
+	for i, p := range positions {
+		pids[i] = p.PersistenceID
+	}
+	highest, err := ReadHighest(ctx, j, pids)
+	if err != nil {
+		return nil, err
 	}
 	var out []StreamLag
 	for _, p := range positions {

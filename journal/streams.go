@@ -100,6 +100,30 @@ func ValidateListOptions(opts ListOptions) (ListOptions, error) {
 	return opts, nil
 }
 
+// ReadHighest returns the highest sequence number of each of
+// persistenceIDs in j: with HighestSequenceNrs when j is a HighestReader,
+// else with one HighestSequenceNr per id, after checking every id (an
+// invalid one fails the call with ErrInvalidArgument before any I/O).
+func ReadHighest(ctx context.Context, j Journal, persistenceIDs []string) (map[string]uint64, error) {
+	if h, ok := j.(HighestReader); ok {
+		return h.HighestSequenceNrs(ctx, persistenceIDs)
+	}
+	for _, pid := range persistenceIDs {
+		if err := ValidatePersistenceID(pid); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[string]uint64, len(persistenceIDs))
+	for _, pid := range persistenceIDs {
+		hi, err := j.HighestSequenceNr(ctx, pid)
+		if err != nil {
+			return nil, err
+		}
+		out[pid] = hi
+	}
+	return out, nil
+}
+
 // AllPersistenceIDs yields every persistence id of l after opts.After, in
 // l's order, reading pages of opts.Limit ids. An error is yielded once, as
 // the last element. Breaking out of the loop stops the reads.

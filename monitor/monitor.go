@@ -381,20 +381,9 @@ func (m *Monitor) heads(ctx context.Context) (map[string]uint64, error) {
 	for i, name := range m.order {
 		pids[i] = m.boxes[name].pid
 	}
-	if h, ok := m.j.(journal.HighestReader); ok {
-		heads, err := h.HighestSequenceNrs(ctx, pids)
-		if err != nil {
-			return nil, fmt.Errorf("monitor: read the outboxes' heads: %w", err)
-		}
-		return heads, nil
-	}
-	heads := make(map[string]uint64, len(pids))
-	for _, pid := range pids {
-		hi, err := m.j.HighestSequenceNr(ctx, pid)
-		if err != nil {
-			return nil, fmt.Errorf("monitor: read the outboxes' heads: %w", err)
-		}
-		heads[pid] = hi
+	heads, err := journal.ReadHighest(ctx, m.j, pids)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: read the outboxes' heads: %w", err)
 	}
 	return heads, nil
 }

@@ -197,7 +197,7 @@ func (r *Relay) sweep(ctx context.Context, t *tracker) error {
 			pids = append(pids, pid)
 		}
 	}
-	heads, err := r.heads(ctx, pids)
+	heads, err := journal.ReadHighest(ctx, r.j, pids)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func (r *Relay) followHeads(ctx context.Context, offsets map[string]uint64, out 
 		}
 
 		// 4. The heads of every known stream, then the streams that moved.
-		heads, err := r.heads(ctx, streams)
+		heads, err := journal.ReadHighest(ctx, r.j, streams)
 		if err != nil {
 			return err
 		}
@@ -78,23 +78,6 @@ func (r *Relay) followHeads(ctx context.Context, offsets map[string]uint64, out 
 			}
 		}
 	}
-}
-
-// heads returns the highest sequence number of each stream: one round
-// trip per journal.MaxHighestBatch streams where the journal can.
-func (r *Relay) heads(ctx context.Context, streams []string) (map[string]uint64, error) {
-	if hr, ok := r.j.(journal.HighestReader); ok {
-		return hr.HighestSequenceNrs(ctx, streams)
-	}
-	heads := make(map[string]uint64, len(streams))
-	for _, pid := range streams {
-		h, err := r.j.HighestSequenceNr(ctx, pid)
-		if err != nil {
-			return nil, err
-		}
-		heads[pid] = h
-	}
-	return heads, nil
 }
 
 // sleep waits d, or until ctx ends.

@@ -251,23 +251,7 @@ func (f *Journal) PersistenceIDs(ctx context.Context, opts journal.ListOptions) 
 // HighestSequenceNrs implements journal.HighestReader: by the wrapped
 // journal's, or by one HighestSequenceNr per id when it has none.
 func (f *Journal) HighestSequenceNrs(ctx context.Context, persistenceIDs []string) (map[string]uint64, error) {
-	if h, ok := f.inner.(journal.HighestReader); ok {
-		return h.HighestSequenceNrs(ctx, persistenceIDs)
-	}
-	out := make(map[string]uint64, len(persistenceIDs))
-	for _, pid := range persistenceIDs {
-		if err := journal.ValidatePersistenceID(pid); err != nil {
-			return nil, err
-		}
-	}
-	for _, pid := range persistenceIDs {
-		hi, err := f.inner.HighestSequenceNr(ctx, pid)
-		if err != nil {
-			return nil, err
-		}
-		out[pid] = hi
-	}
-	return out, nil
+	return journal.ReadHighest(ctx, f.inner, persistenceIDs)
 }
 
 // FeedStart implements journal.FeedReader by the wrapped journal's. It
