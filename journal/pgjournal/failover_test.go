@@ -3,6 +3,7 @@ package pgjournal_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/jackc/pgerrcode"
@@ -205,21 +206,28 @@ func TestReadReplicated(t *testing.T) {
 		}
 		return n
 	}
+	// Transaction ids are the server's: a test running beside this one
+	// (or autovacuum) takes some too, between the two reads, but only
+	// ever adds. The fewest ids over a few tries is what the call took.
 	for _, confirm := range []bool{false, true} {
-		before := xacts()
-		err := j.ReadReplicated(ctx, func(rj journal.Journal) (bool, error) {
-			hi, err := rj.HighestSequenceNr(ctx, "r")
-			if err != nil || hi != 1 {
-				t.Errorf("highest %d, %v", hi, err)
+		want := map[bool]int64{false: 1, true: 2}[confirm] // xacts() takes one too
+		got := int64(math.MaxInt64)
+		for try := 0; try < 10 && got > want; try++ {
+			before := xacts()
+			err := j.ReadReplicated(ctx, func(rj journal.Journal) (bool, error) {
+				hi, err := rj.HighestSequenceNr(ctx, "r")
+				if err != nil || hi != 1 {
+					t.Errorf("highest %d, %v", hi, err)
+				}
+				return confirm, err
+			})
+			if err != nil {
+				t.Fatalf("ReadReplicated (confirm %v): %v", confirm, err)
 			}
-			return confirm, err
-		})
-		if err != nil {
-			t.Fatalf("ReadReplicated (confirm %v): %v", confirm, err)
+			got = min(got, xacts()-before)
 		}
-		// The confirmation is a transaction with an id of its own
-		// (xacts() takes one too).
-		if got, want := xacts()-before, map[bool]int64{false: 1, true: 2}[confirm]; got != want {
+		// The confirmation is a transaction with an id of its own.
+		if got != want {
 			t.Fatalf("confirm %v: %d transaction ids taken, want %d", confirm, got, want)
 		}
 	}
