@@ -266,11 +266,7 @@ func testStandbyTakesOver(t *testing.T, incremental bool) {
 	// 2. The leader's session is terminated: c, standing by, takes over.
 	c := start(t, cfg())
 	holder := leaseHolder(t, db.Pool, "standby")
-	eventually(t, "c stands by", func() bool {
-		var waiting int
-		err := db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting)
-		return err == nil && waiting == 1
-	})
+	waitStandby(t, db.Pool) // c
 	appendEvents(t, j, want, pids, 61, 75)
 	// b has published some of them, and not saved them all (one save per
 	// 20 marks), when it loses the lease.
