@@ -125,19 +125,19 @@ func testCancelledSyncWait(t *testing.T, level string) {
 		wg.Go(func() { c.writeWaiting(ctx) })
 	}
 	// End the waits that a signal ends, once each write waits.
-	primary := r.PrimaryURL()
+	admin := adminConn(t, r.PrimaryURL())
 	for _, c := range cases {
 		fn := map[waitEnd]string{terminated: "pg_terminate_backend", cancelled: "pg_cancel_backend"}[c.end]
 		if fn == "" {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		pid, err := syncWaiter(wctx, primary, c.name)
+		pid, err := syncWaiter(wctx, admin, c.name)
 		cancel()
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if err := signalBackend(ctx, primary, fn, pid); err != nil {
+		if err := signalBackend(ctx, admin, fn, pid); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 	}
@@ -227,9 +227,15 @@ func (c *cwCase) write(ctx context.Context, seq uint64) error {
 }
 
 // writeWaiting writes seq 2 while the standby is stopped, and a SaveTx
-// again after ErrInDoubt, as the reference relay does.
+// again after ErrInDoubt, as the reference relay does. A write whose wait
+// a signal ends has time to be signalled (the test signals one write after
+// another); the others end by their ctx, after 3 s.
 func (c *cwCase) writeWaiting(ctx context.Context) {
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	d := 3 * time.Second
+	if c.end == terminated || c.end == cancelled {
+		d = time.Minute
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
 	c.err1 = c.write(wctx, 2)
 	cancel()
 	if c.tx && errors.Is(c.err1, store.ErrInDoubt) {

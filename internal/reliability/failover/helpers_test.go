@@ -51,15 +51,22 @@ type unconfirmed struct {
 
 func hideConfirmation(j *pgjournal.Journal) journal.Journal { return unconfirmed{j, j, j, j} }
 
-// syncWaiter returns the backend of the session named app that waits for
-// the synchronous standby (wait event SyncRep) on the server at url,
-// waiting until one does.
-func syncWaiter(ctx context.Context, url, app string) (int32, error) {
-	c, err := pgx.Connect(ctx, url)
+// adminConn connects to the server at url for syncWaiter and
+// signalBackend, closed when t ends.
+func adminConn(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), url)
 	if err != nil {
-		return 0, err
+		t.Fatal(err)
 	}
-	defer c.Close(context.Background())
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// syncWaiter returns the backend of the session named app that waits for
+// the synchronous standby (wait event SyncRep) on c's server, waiting
+// until one does.
+func syncWaiter(ctx context.Context, c *pgx.Conn, app string) (int32, error) {
 	for {
 		var pid int32
 		err := c.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'SyncRep' LIMIT 1`, app).Scan(&pid)
@@ -78,13 +85,8 @@ func syncWaiter(ctx context.Context, url, app string) (int32, error) {
 }
 
 // signalBackend runs fn (pg_terminate_backend or pg_cancel_backend) on
-// pid on the server at url.
-func signalBackend(ctx context.Context, url, fn string, pid int32) error {
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer c.Close(context.Background())
+// pid on c's server.
+func signalBackend(ctx context.Context, c *pgx.Conn, fn string, pid int32) error {
 	var ok bool
 	if err := c.QueryRow(ctx, `SELECT `+fn+`($1)`, pid).Scan(&ok); err != nil {
 		return err

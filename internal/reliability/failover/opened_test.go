@@ -61,14 +61,15 @@ func TestOpenedSnapshotLost(t *testing.T) {
 	if err := r.StopStandby(ctx); err != nil {
 		t.Fatal(err)
 	}
+	admin := adminConn(t, r.PrimaryURL())
 	var wg sync.WaitGroup
 	for _, c := range cases {
 		wg.Go(func() { c.first.writeWaiting(ctx) })
-		pid, err := syncWaiter(ctx, r.PrimaryURL(), c.name)
+		pid, err := syncWaiter(ctx, admin, c.name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := signalBackend(ctx, r.PrimaryURL(), "pg_terminate_backend", pid); err != nil {
+		if err := signalBackend(ctx, admin, "pg_terminate_backend", pid); err != nil {
 			t.Fatal(err)
 		}
 	}
