@@ -345,7 +345,8 @@ func (r *Replicated) StandbyURL() string {
 var ErrNoStandby = errors.New("testdb: the pair has no standby")
 
 // WaitStreaming waits until the standby streams from the primary (and,
-// for a synchronous pair, is synchronous).
+// for a synchronous pair, is synchronous and has confirmed every commit
+// that waited for it).
 func (r *Replicated) WaitStreaming(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -362,6 +363,16 @@ func (r *Replicated) waitStreaming(ctx context.Context) error {
 				 WHERE state = 'streaming' AND ($1 OR sync_state IN ('sync', 'quorum'))`, !r.Synchronous).Scan(&n)
 			if err != nil {
 				return fmt.Errorf("testdb: read pg_stat_replication: %w", err)
+			}
+			if n > 0 && r.Synchronous {
+				// Commits that began to wait before the standby became
+				// synchronous, for WAL it already has, are released at its
+				// next report, which comes when it receives WAL, else after
+				// wal_receiver_status_interval (10 s). A commit now sends
+				// WAL; its wait ends with theirs.
+				if _, err := c.Exec(ctx, `SELECT pg_logical_emit_message(true, 'testdb', 'standby streams')`); err != nil {
+					return fmt.Errorf("testdb: a commit on the standby's primary: %w", err)
+				}
 			}
 			if n > 0 {
 				return nil
