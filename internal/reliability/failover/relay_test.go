@@ -179,9 +179,54 @@ func testRelayAcrossFailover(t *testing.T, tx bool) {
 	default:
 	}
 	stopRelay()
-	if err := <-runErr; err != nil {
-		t.Errorf("Run after the shutdown: %v", err)
+	// A shutdown slower than a few seconds: what the servers' sessions
+	// wait for, while they still wait.
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Errorf("Run after the shutdown: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Logf("Run has not returned 3 s after the shutdown; the primary's sessions:\n%s", serverState(ctx, r.PrimaryURL()))
+		err := <-runErr
+		t.Logf("Run returned; the primary's sessions:\n%s", serverState(ctx, r.PrimaryURL()))
+		if err != nil {
+			t.Errorf("Run after the shutdown: %v", err)
+		}
 	}
+}
+
+// serverState lists the sessions of the server at url (but its own) and
+// its standbys, for a failure's report.
+func serverState(ctx context.Context, url string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Sprintf("connect: %v", err)
+	}
+	defer c.Close(context.Background())
+	var out []byte
+	rows, err := c.Query(ctx, `SELECT format('pid %s app %s state %s wait %s/%s xact %s blocked by %s: %s',
+		pid, application_name, state, wait_event_type, wait_event, now() - xact_start, pg_blocking_pids(pid), left(query, 120))
+		FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type IN ('client backend', 'walsender')
+		UNION ALL
+		SELECT format('standby %s state %s sync %s sent %s flush %s replay %s, primary at %s', application_name, state, sync_state, sent_lsn, flush_lsn, replay_lsn, pg_current_wal_lsn())
+		FROM pg_stat_replication`)
+	if err != nil {
+		return fmt.Sprintf("query: %v", err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Sprintf("scan: %v", err)
+		}
+		out = append(append(out, line...), '\n')
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Sprintf("rows: %v", err)
+	}
+	return string(out)
 }
 
 // tallyRelay counts, against heads, the events never published and those
