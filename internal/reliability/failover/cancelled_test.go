@@ -58,7 +58,8 @@ type cwCase struct {
 	txPool *pgxpool.Pool
 	sink   string
 
-	err1, err2 error // the write; the SaveTx run again after ErrInDoubt
+	signalled  chan struct{} // closed once the write's wait was signalled (terminated, cancelled)
+	err1, err2 error         // the write; the SaveTx run again after ErrInDoubt
 	acked      bool  // the write (or its run again) returned nil, or ErrRetryTx: acknowledged
 }
 
@@ -140,6 +141,7 @@ func testCancelledSyncWait(t *testing.T, level string) {
 		if err := signalBackend(ctx, admin, fn, pid); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
+		close(c.signalled)
 	}
 	wg.Wait()
 
@@ -193,6 +195,7 @@ func (c *cwCase) open(t *testing.T, r *testdb.Replicated) {
 		t.Fatalf("%s: open: %v", c.name, err)
 	}
 	c.s = s
+	c.signalled = make(chan struct{})
 	if c.tx {
 		c.txPool = newPool(t, r.URL, c.name, plain, configure)
 		c.sink = pgx.Identifier{"sink_" + strings.ReplaceAll(c.name, "-", "_")}.Sanitize()
@@ -227,15 +230,31 @@ func (c *cwCase) write(ctx context.Context, seq uint64) error {
 }
 
 // writeWaiting writes seq 2 while the standby is stopped, and a SaveTx
-// again after ErrInDoubt, as the reference relay does. A write whose wait
-// a signal ends has time to be signalled (the test signals one write after
-// another); the others end by their ctx, after 3 s.
+// again after ErrInDoubt, as the reference relay does. The write's ctx
+// ends 3 s after its wait was signalled (what follows the signal, the
+// confirmation's wait for the standby, ends with it), or, for a write no
+// signal ends, 3 s after it began: the test signals one write after
+// another, which may take longer than that.
 func (c *cwCase) writeWaiting(ctx context.Context) {
-	d := 3 * time.Second
+	var wctx context.Context
+	var cancel context.CancelFunc
 	if c.end == terminated || c.end == cancelled {
-		d = time.Minute
+		wctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+		go func() {
+			select {
+			case <-c.signalled:
+			case <-wctx.Done():
+				return
+			}
+			select {
+			case <-time.After(3 * time.Second):
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+	} else {
+		wctx, cancel = context.WithTimeout(ctx, 3*time.Second)
 	}
-	wctx, cancel := context.WithTimeout(ctx, d)
 	c.err1 = c.write(wctx, 2)
 	cancel()
 	if c.tx && errors.Is(c.err1, store.ErrInDoubt) {

@@ -72,6 +72,7 @@ func TestOpenedSnapshotLost(t *testing.T) {
 		if err := signalBackend(ctx, admin, "pg_terminate_backend", pid); err != nil {
 			t.Fatal(err)
 		}
+		close(c.first.signalled)
 	}
 	wg.Wait()
 	// A store opened now loads the terminated write's row, there on the
