@@ -60,7 +60,7 @@ type cwCase struct {
 
 	signalled  chan struct{} // closed once the write's wait was signalled (terminated, cancelled)
 	err1, err2 error         // the write; the SaveTx run again after ErrInDoubt
-	acked      bool  // the write (or its run again) returned nil, or ErrRetryTx: acknowledged
+	acked      bool          // the write (or its run again) returned nil, or ErrRetryTx: acknowledged
 }
 
 const cwKey = "order-1"
