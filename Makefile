@@ -39,8 +39,8 @@ test-short: ## run the unit tests only (no database)
 bench: ## run the benchmarks with their raw-pgx baselines; prints `ratio name=… value=…` lines
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $(BENCHFLAGS) ./...
 
-lint: ## go vet and staticcheck, in every module
-	@$(call each,$(GO) vet ./... && $(GO) run $(STATICCHECK) ./...)
+lint: ## gofmt (lists unformatted files), go vet and staticcheck, in every module
+	@$(call each,files=$$($$($(GO) env GOROOT)/bin/gofmt -l .); if [ -n "$$files" ]; then echo "gofmt: not formatted:"; echo "$$files"; exit 1; fi; $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
