@@ -386,10 +386,7 @@ func TestIncrementalLostRowsOnPostgres(t *testing.T) {
 	ctx := t.Context()
 	db := testdb.New(t)
 	j := pgjournal.New(db.Pool)
-	for _, mode := range []struct {
-		name string
-		opts []store.Option
-	}{{"full", nil}, {"incremental", []store.Option{store.WithIncremental(), store.WithCompactionRatio(1e9)}}} {
+	for _, mode := range chainModes {
 		outbox := "lost-" + mode.name
 		s := open(t, j, outbox, mode.opts...)
 		for i := range 5 {

@@ -23,6 +23,17 @@ var suiteModes = []struct {
 	{"Incremental", []store.Option{store.WithIncremental(), store.WithCompactionRatio(1e9), store.WithMaxDeltas(3)}},
 }
 
+// chainModes are the two modes for a test that deletes rows of one
+// chain: in incremental mode every save is a delta on the last (no
+// compaction by size, the default bound on deltas), unlike suiteModes.
+var chainModes = []struct {
+	name string
+	opts []store.Option
+}{
+	{"full", nil},
+	{"incremental", []store.Option{store.WithIncremental(), store.WithCompactionRatio(1e9)}},
+}
+
 // modeOf returns the options of the mode t runs under: those of the
 // suiteModes entry whose name is an element of t's name, nil (full mode)
 // for none.

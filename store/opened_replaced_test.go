@@ -22,10 +22,7 @@ func TestOpenedSnapshotReplaced(t *testing.T) {
 	ctx := t.Context()
 	db := testdb.New(t)
 	j := pgjournal.New(db.Pool)
-	for _, mode := range []struct {
-		name string
-		opts []store.Option
-	}{{"full", nil}, {"incremental", []store.Option{store.WithIncremental(), store.WithCompactionRatio(1e9)}}} {
+	for _, mode := range chainModes {
 		outbox := "replaced-" + mode.name
 		x := open(t, j, outbox, mode.opts...)
 		save(t, x, map[string]uint64{"a": 1})
