@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // binaries returns the server binaries of this machine. Without them the
@@ -270,13 +271,21 @@ func TestStandby(t *testing.T) {
 	seen := func(want int) {
 		t.Helper()
 		for i := 0; ; i++ {
+			// The standby is asynchronous: until it replays the CREATE
+			// TABLE, t does not exist there (42P01), as 0 rows.
 			var n int
-			query(t, s.URL, `SELECT count(*) FROM t`, &n)
-			if n == want {
+			err := withStandby(t, s.URL, func(c *pgx.Conn) error {
+				return c.QueryRow(t.Context(), `SELECT count(*) FROM t`).Scan(&n)
+			})
+			var pgErr *pgconn.PgError
+			if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42P01") {
+				t.Fatal(err)
+			}
+			if err == nil && n == want {
 				return
 			}
 			if i == 100 {
-				t.Fatalf("standby has %d rows, want %d", n, want)
+				t.Fatalf("standby has %d rows (%v), want %d", n, err, want)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -304,4 +313,15 @@ func TestStandby(t *testing.T) {
 	}
 	exec(p.URL, `INSERT INTO t VALUES (3)`)
 	seen(3)
+}
+
+// withStandby runs f on a connection of its own to url.
+func withStandby(t *testing.T, url string, f func(*pgx.Conn) error) error {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	return f(c)
 }
