@@ -322,7 +322,9 @@ func (r *Relay) stopped(lctx context.Context, err error) error {
 
 // sessionEnded reports whether err says the database session is gone: an
 // administrator's or a shutdown's termination (class 57), a connection
-// failure (class 08), or a closed connection.
+// failure (class 08), or a closed connection (the socket's, or one pgx
+// closed after a failure: pgconn.ErrConnClosed, what a later statement of
+// a transaction on it returns).
 func sessionEnded(err error) bool {
 	if err == nil {
 		return false
@@ -331,5 +333,5 @@ func sessionEnded(err error) bool {
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "57") || strings.HasPrefix(pgErr.Code, "08")
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed)
 }
